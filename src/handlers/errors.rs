@@ -1,0 +1,44 @@
+//! The one place domain errors become Kafka error codes.
+
+use crate::log::config::ConfigValueError;
+use crate::log::manager::TopicError;
+use crate::log::LogError;
+use crate::protocol::batch::BatchError;
+use crate::protocol::codes::{self, ErrorCode};
+
+pub fn log_error(e: &LogError) -> ErrorCode {
+    match e {
+        LogError::OffsetOutOfRange { .. } => codes::OFFSET_OUT_OF_RANGE,
+        LogError::Corrupt(b) => batch_error(b),
+        LogError::TooLarge { .. } => codes::MESSAGE_TOO_LARGE,
+        LogError::Io(_) => codes::KAFKA_STORAGE_ERROR,
+        LogError::UnknownPartition => codes::UNKNOWN_TOPIC_OR_PARTITION,
+        LogError::Invalid(_) => codes::INVALID_REQUEST,
+    }
+}
+
+pub fn batch_error(e: &BatchError) -> ErrorCode {
+    match e {
+        BatchError::BadCrc { .. } | BatchError::Truncated { .. } | BatchError::BadLength(_) => {
+            codes::CORRUPT_MESSAGE
+        }
+        BatchError::BadMagic(_) => codes::UNSUPPORTED_VERSION,
+        BatchError::BadCount { .. } | BatchError::ControlBatch => codes::INVALID_RECORD,
+    }
+}
+
+pub fn topic_error(e: &TopicError) -> ErrorCode {
+    match e {
+        TopicError::Exists(_) => codes::TOPIC_ALREADY_EXISTS,
+        TopicError::Unknown(_) => codes::UNKNOWN_TOPIC_OR_PARTITION,
+        TopicError::InvalidName(..) => codes::INVALID_TOPIC_EXCEPTION,
+        TopicError::InvalidPartitions(_) => codes::INVALID_PARTITIONS,
+        TopicError::InvalidReplication(_) => codes::INVALID_REPLICATION_FACTOR,
+        TopicError::Config(c) => config_error(c),
+        TopicError::Io(_) => codes::KAFKA_STORAGE_ERROR,
+    }
+}
+
+pub fn config_error(_: &ConfigValueError) -> ErrorCode {
+    codes::INVALID_CONFIG
+}

@@ -1,0 +1,173 @@
+//! Fetch: serve whole batches from memory-mapped segments, long-polling
+//! until `min_bytes` are available or `max_wait_ms` passes.
+//!
+//! The response is answered as soon as `min_bytes` is met; it never parks
+//! when data is there. Waiting uses each partition's high-watermark watch,
+//! so an append wakes exactly the fetches that read its partition.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{errors, Broker};
+use crate::log::Partition;
+use crate::protocol::codes;
+
+/// Longest a fetch may wait, whatever the client asks (bounds held state).
+const MAX_WAIT_MS: u64 = 300_000;
+
+struct Slot {
+    topic: usize,
+    partition: i32,
+    fetch_offset: i64,
+    max_bytes: usize,
+    target: Result<Arc<Partition>, i16>,
+}
+
+fn leader_epoch_error(requested: i32, ours: i32) -> Option<i16> {
+    match requested {
+        -1 => None,
+        r if r > ours => Some(codes::UNKNOWN_LEADER_EPOCH),
+        r if r < ours => Some(codes::FENCED_LEADER_EPOCH),
+        _ => None,
+    }
+}
+
+pub async fn handle(b: &Broker, req: FetchRequest, version: i16) -> FetchResponse {
+    let mut resp = FetchResponse::default();
+    let mut slots = Vec::new();
+    for (ti, ft) in req.topics.iter().enumerate() {
+        let topic = if version >= 13 {
+            b.log.topic_by_id(ft.topic_id)
+        } else {
+            b.log.topic(&ft.topic)
+        };
+        let mut tr = FetchableTopicResponse::default();
+        tr.topic = match &topic {
+            Some(t) if version >= 13 => TopicName(t.name.clone().into()),
+            _ => ft.topic.clone(),
+        };
+        tr.topic_id = ft.topic_id;
+        resp.responses.push(tr);
+        let missing = if version >= 13 {
+            codes::UNKNOWN_TOPIC_ID
+        } else {
+            codes::UNKNOWN_TOPIC_OR_PARTITION
+        };
+        for fp in &ft.partitions {
+            let target = match topic.as_ref().map(|t| t.partition(fp.partition)) {
+                None => Err(missing),
+                Some(None) => Err(codes::UNKNOWN_TOPIC_OR_PARTITION),
+                Some(Some(p)) => {
+                    match leader_epoch_error(fp.current_leader_epoch, p.leader_epoch()) {
+                        Some(code) => Err(code),
+                        None => Ok(p),
+                    }
+                }
+            };
+            slots.push(Slot {
+                topic: ti,
+                partition: fp.partition,
+                fetch_offset: fp.fetch_offset,
+                max_bytes: usize::try_from(fp.partition_max_bytes).unwrap_or(0),
+                target,
+            });
+        }
+    }
+    let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
+    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
+    let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0).min(MAX_WAIT_MS));
+    let deadline = Instant::now() + wait;
+    let mut watches: Vec<watch::Receiver<i64>> = slots
+        .iter()
+        .filter_map(|s| s.target.as_ref().ok().map(|p| p.subscribe()))
+        .collect();
+    let read_committed = req.isolation_level == 1;
+    loop {
+        for w in watches.iter_mut() {
+            w.borrow_and_update();
+        }
+        let (parts, total, any_error) = read_all(&slots, max_bytes, read_committed);
+        let now = Instant::now();
+        if total >= min_bytes || any_error || now >= deadline || watches.is_empty() {
+            for (slot, pd) in slots.iter().zip(parts) {
+                if let Some(t) = resp.responses.get_mut(slot.topic) {
+                    t.partitions.push(pd);
+                }
+            }
+            return resp;
+        }
+        let changed =
+            futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            // Deadline: loop once more to read and answer.
+            continue;
+        }
+    }
+}
+
+/// Reads every slot once. Returns partition data, total record bytes, and
+/// whether any partition has an error (errors are answered at once).
+fn read_all(
+    slots: &[Slot],
+    max_bytes: usize,
+    read_committed: bool,
+) -> (Vec<PartitionData>, usize, bool) {
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut out = Vec::with_capacity(slots.len());
+    for s in slots {
+        let mut pd = PartitionData::default();
+        pd.partition_index = s.partition;
+        pd.preferred_read_replica = BrokerId(-1);
+        pd.records = Some(Bytes::new());
+        pd.aborted_transactions = read_committed.then(Vec::new);
+        match &s.target {
+            Err(code) => {
+                pd.error_code = *code;
+                pd.high_watermark = -1;
+                pd.last_stable_offset = -1;
+                pd.log_start_offset = -1;
+                any_error = true;
+            }
+            Ok(p) => {
+                // KIP-74: the first batch of the response is returned whole
+                // even past max_bytes, so a big batch can never stall a consumer.
+                let budget = if total == 0 {
+                    s.max_bytes.min(max_bytes).max(1)
+                } else {
+                    s.max_bytes.min(max_bytes.saturating_sub(total))
+                };
+                if budget == 0 {
+                    pd.high_watermark = p.high_watermark();
+                    pd.last_stable_offset = pd.high_watermark;
+                    pd.log_start_offset = p.log_start_offset();
+                } else {
+                    match p.read(s.fetch_offset, budget) {
+                        Ok(r) => {
+                            total += r.records.len();
+                            pd.high_watermark = r.high_watermark;
+                            pd.last_stable_offset = r.high_watermark;
+                            pd.log_start_offset = r.log_start_offset;
+                            pd.records = Some(r.records);
+                        }
+                        Err(e) => {
+                            pd.error_code = errors::log_error(&e);
+                            pd.high_watermark = p.high_watermark();
+                            pd.last_stable_offset = pd.high_watermark;
+                            pd.log_start_offset = p.log_start_offset();
+                            any_error = true;
+                        }
+                    }
+                }
+            }
+        }
+        out.push(pd);
+    }
+    (out, total, any_error)
+}

@@ -1,0 +1,136 @@
+//! Produce: validate each batch's header and CRC, append the client's bytes,
+//! and, for `acks=all` in fsync durability, wait for the group commit.
+//!
+//! Records are never decoded here. A partition's record set is all-or-
+//! nothing: one bad batch refuses the whole set and writes nothing.
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::oneshot;
+
+use super::{errors, Broker};
+use crate::config::Durability;
+use crate::protocol::codes;
+
+fn partition_result(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    let mut r = PartitionProduceResponse::default();
+    r.index = index;
+    r.error_code = code;
+    r.base_offset = -1;
+    r.log_append_time_ms = -1;
+    r.log_start_offset = -1;
+    r.error_message = message.map(StrBytes::from_string);
+    r
+}
+
+/// Appends every partition's records; the response may still wait for a sync.
+pub fn handle(b: &Broker, req: ProduceRequest) -> Produced {
+    let acks = req.acks;
+    let valid_acks = matches!(acks, -1..=1);
+    let now = b.now_ms();
+    let mut to_sync = Vec::new();
+    // (topic index, partition index in response) of appends awaiting sync.
+    let mut pending = Vec::new();
+    let mut resp = ProduceResponse::default();
+    for (ti, td) in req.topic_data.into_iter().enumerate() {
+        let mut tr = TopicProduceResponse::default();
+        tr.name = td.name.clone();
+        tr.topic_id = td.topic_id;
+        let topic = b.log.topic(&td.name);
+        for pd in td.partition_data {
+            let idx = pd.index;
+            let result = if !valid_acks {
+                partition_result(idx, codes::INVALID_REQUIRED_ACKS, None)
+            } else if req.transactional_id.is_some() {
+                partition_result(
+                    idx,
+                    codes::INVALID_REQUEST,
+                    Some("transactions are not supported yet".into()),
+                )
+            } else {
+                match (
+                    topic.as_ref(),
+                    topic.as_ref().and_then(|t| t.partition(idx)),
+                ) {
+                    (Some(t), Some(p)) => match pd.records.as_deref() {
+                        None => partition_result(
+                            idx,
+                            codes::CORRUPT_MESSAGE,
+                            Some("null record set".into()),
+                        ),
+                        Some(records) => match p.append(records, &t.config(), now) {
+                            Ok(a) => {
+                                let mut r = partition_result(idx, codes::NONE, None);
+                                r.base_offset = a.base_offset;
+                                r.log_start_offset = a.log_start_offset;
+                                if acks == -1 && b.settings.durability == Durability::Fsync {
+                                    to_sync.push(a.file);
+                                    pending.push((ti, tr.partition_responses.len()));
+                                }
+                                r
+                            }
+                            Err(e) => {
+                                tracing::debug!(topic = %td.name.0, partition = idx, error = %e, "produce refused");
+                                partition_result(idx, errors::log_error(&e), Some(e.to_string()))
+                            }
+                        },
+                    },
+                    _ => partition_result(idx, codes::UNKNOWN_TOPIC_OR_PARTITION, None),
+                }
+            };
+            tr.partition_responses.push(result);
+        }
+        resp.responses.push(tr);
+    }
+    if acks == 0 {
+        return Produced::Silent;
+    }
+    if to_sync.is_empty() {
+        return Produced::Ready(resp);
+    }
+    Produced::AwaitSync {
+        resp,
+        wait: b.syncer.submit(to_sync),
+        pending,
+    }
+}
+
+/// A produce request after its appends.
+pub enum Produced {
+    /// acks=0: no response.
+    Silent,
+    Ready(ProduceResponse),
+    /// acks=all in fsync durability: answer once the sync round completes.
+    AwaitSync {
+        resp: ProduceResponse,
+        wait: oneshot::Receiver<Result<(), String>>,
+        pending: Vec<(usize, usize)>,
+    },
+}
+
+/// Completes a response once its data is synced. A failed sync turns every
+/// waiting partition's result into KAFKA_STORAGE_ERROR: written but not
+/// known durable, so the client must not count it as acknowledged.
+pub async fn finish(
+    mut resp: ProduceResponse,
+    wait: oneshot::Receiver<Result<(), String>>,
+    pending: Vec<(usize, usize)>,
+) -> ProduceResponse {
+    let result = wait
+        .await
+        .unwrap_or_else(|_| Err("syncer stopped".to_string()));
+    if let Err(e) = result {
+        tracing::error!(error = %e, "fsync failed");
+        for (ti, pi) in pending {
+            if let Some(r) = resp
+                .responses
+                .get_mut(ti)
+                .and_then(|t| t.partition_responses.get_mut(pi))
+            {
+                *r = partition_result(r.index, codes::KAFKA_STORAGE_ERROR, Some(e.clone()));
+            }
+        }
+    }
+    resp
+}

@@ -1,0 +1,12 @@
+//! Fjord: a Kafka-compatible event streaming server.
+//!
+//! Data flows one way: bytes → `protocol` (framing) → `server` (connections,
+//! limits) → `handlers` (one per API key) → `log` (partitions on disk).
+
+pub mod clock;
+pub mod config;
+pub mod handlers;
+pub mod log;
+pub mod protocol;
+pub mod runtime;
+pub mod server;

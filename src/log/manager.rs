@@ -1,0 +1,560 @@
+//! The LogManager: every topic and partition under one data directory.
+//!
+//! Layout of the data directory:
+//!
+//! ```text
+//! .lock                              flock'd while a broker owns the directory
+//! .clean_shutdown                    present only after a graceful stop
+//! .topics/<topic>.json               topic metadata (see `topic`)
+//! recovery-point-offset-checkpoint   see `checkpoint`
+//! <topic>-<partition>/               segments, indexes, log-start-offset
+//! ```
+//!
+//! Start-up cost is bounded by what must be checked, not by log size: after
+//! a clean shutdown nothing is scanned; after a crash only segments at or
+//! past each partition's recovery point are.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use uuid::Uuid;
+
+use super::checkpoint;
+use super::config::{self, ConfigValueError, LogConfig};
+use super::partition::{dir_name, read_log_start, sync_dir, Partition};
+use super::segment::{OpenOpts, Segment};
+use super::topic::{Topic, TopicMeta};
+use crate::config::Settings;
+
+const CLEAN_MARKER: &str = ".clean_shutdown";
+const META_DIR: &str = ".topics";
+/// Kafka's limit on topic name length.
+const MAX_TOPIC_NAME: usize = 249;
+/// A bound on partitions per topic, so a request cannot make us create
+/// millions of directories.
+pub const MAX_PARTITIONS: i32 = 10_000;
+
+/// Why a topic operation failed; mapped to Kafka codes in `handlers::errors`.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("topic `{0}` already exists")]
+    Exists(String),
+    #[error("unknown topic `{0}`")]
+    Unknown(String),
+    #[error("invalid topic name `{0}`: {1}")]
+    InvalidName(String, &'static str),
+    #[error("invalid partition count {0}")]
+    InvalidPartitions(i32),
+    #[error("invalid replication factor {0}: this broker is a single node")]
+    InvalidReplication(i16),
+    #[error(transparent)]
+    Config(#[from] ConfigValueError),
+    #[error("storage error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct LogManager {
+    pub settings: Arc<Settings>,
+    dir: PathBuf,
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    /// Serialises topic creation, deletion and config changes.
+    admin: tokio::sync::Mutex<()>,
+    _lock: std::fs::File,
+    /// What start-up found, for logs and tests.
+    pub recovery: RecoveryReport,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct RecoveryReport {
+    pub clean: bool,
+    pub segments_scanned: usize,
+    pub bytes_truncated: u64,
+}
+
+pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    let bad = |why| Err(TopicError::InvalidName(name.to_string(), why));
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > MAX_TOPIC_NAME {
+        return bad("longer than 249 characters");
+    }
+    if name == "." || name == ".." {
+        return bad("`.` and `..` are reserved");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return bad("only ASCII letters, digits, `.`, `_` and `-` are allowed");
+    }
+    Ok(())
+}
+
+fn lock_dir(dir: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::io::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))?;
+    // SAFETY-free: flock on a valid descriptor we own.
+    let rc = rustix_flock(f.as_raw_fd());
+    if rc != 0 {
+        return Err(std::io::Error::other(format!(
+            "{} is in use by another fjord process",
+            dir.display()
+        )));
+    }
+    Ok(f)
+}
+
+#[allow(unsafe_code)]
+fn rustix_flock(fd: i32) -> i32 {
+    // SAFETY: flock(2) only reads the descriptor number; an invalid one fails with EBADF.
+    unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) }
+}
+
+impl LogManager {
+    /// Opens the data directory, recovering after an unclean stop.
+    pub fn open(settings: Arc<Settings>, now_ms: i64) -> std::io::Result<Self> {
+        let dir = settings.data_dir.clone();
+        std::fs::create_dir_all(dir.join(META_DIR))?;
+        let lock = lock_dir(&dir)?;
+        let clean = dir.join(CLEAN_MARKER).exists();
+        let points = if clean {
+            checkpoint::Points::new()
+        } else {
+            checkpoint::read(&dir)
+        };
+        let mut report = RecoveryReport {
+            clean,
+            ..Default::default()
+        };
+        let mut topics = HashMap::new();
+        for entry in std::fs::read_dir(dir.join(META_DIR))? {
+            let path = entry?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            let meta = TopicMeta::load(&path)?;
+            let cfg = LogConfig::resolve(&settings, &meta.configs);
+            let mut parts = Vec::new();
+            for p in 0..meta.partitions {
+                let point = if clean {
+                    None
+                } else {
+                    Some(points.get(&(meta.name.clone(), p)).copied().unwrap_or(0))
+                };
+                let part = open_partition(&dir, &meta, p, &cfg, point, now_ms, &mut report)?;
+                parts.push(Arc::new(part));
+            }
+            topics.insert(meta.name.clone(), Arc::new(Topic::new(meta, cfg, parts)));
+        }
+        remove_orphans(&dir, &topics)?;
+        // From here on a crash is unclean until the next graceful stop.
+        match std::fs::remove_file(dir.join(CLEAN_MARKER)) {
+            Ok(()) => sync_dir(&dir)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Self {
+            settings,
+            dir,
+            topics: RwLock::new(topics),
+            admin: tokio::sync::Mutex::new(()),
+            _lock: lock,
+            recovery: report,
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find(|t| t.id == id)
+            .cloned()
+    }
+
+    /// All topics, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut v: Vec<_> = self
+            .topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Creates a topic. With `validate_only`, checks everything and writes nothing.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+        now_ms: i64,
+    ) -> Result<Arc<Topic>, TopicError> {
+        validate_topic_name(name)?;
+        if !(1..=MAX_PARTITIONS).contains(&partitions) {
+            return Err(TopicError::InvalidPartitions(partitions));
+        }
+        for (k, v) in &configs {
+            config::validate(k, v)?;
+        }
+        let _g = self.admin.lock().await;
+        if self.topic(name).is_some() {
+            return Err(TopicError::Exists(name.to_string()));
+        }
+        let meta = TopicMeta {
+            name: name.to_string(),
+            topic_id: Uuid::new_v4(),
+            partitions,
+            configs,
+            leader_epoch: 0,
+        };
+        let cfg = LogConfig::resolve(&self.settings, &meta.configs);
+        if validate_only {
+            return Ok(Arc::new(Topic::new(meta, cfg, Vec::new())));
+        }
+        let mut parts = Vec::new();
+        for p in 0..partitions {
+            parts.push(Arc::new(self.new_partition(&meta, p, &cfg, now_ms)?));
+        }
+        meta.save(&self.dir.join(META_DIR))?;
+        let topic = Arc::new(Topic::new(meta, cfg, parts));
+        self.topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), topic.clone());
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    fn new_partition(
+        &self,
+        meta: &TopicMeta,
+        p: i32,
+        cfg: &LogConfig,
+        now_ms: i64,
+    ) -> std::io::Result<Partition> {
+        let pdir = self.dir.join(dir_name(&meta.name, p));
+        if pdir.exists() {
+            std::fs::remove_dir_all(&pdir)?;
+        }
+        std::fs::create_dir_all(&pdir)?;
+        let seg = Segment::create(OpenOpts {
+            dir: pdir.clone(),
+            base_offset: 0,
+            capacity: cfg.segment_bytes,
+            index_interval_bytes: cfg.index_interval_bytes,
+            now_ms,
+        })?;
+        sync_dir(&pdir)?;
+        sync_dir(&self.dir)?;
+        Ok(Partition::new(
+            &meta.name,
+            p,
+            pdir,
+            vec![Arc::new(seg)],
+            0,
+            meta.leader_epoch,
+        ))
+    }
+
+    /// Auto-creates a topic with the default partition count, if enabled.
+    pub async fn get_or_create(&self, name: &str, now_ms: i64) -> Option<Arc<Topic>> {
+        if let Some(t) = self.topic(name) {
+            return Some(t);
+        }
+        if !self.settings.auto_create_topics {
+            return None;
+        }
+        match self
+            .create_topic(
+                name,
+                self.settings.num_partitions,
+                BTreeMap::new(),
+                false,
+                now_ms,
+            )
+            .await
+        {
+            Ok(t) => Some(t),
+            Err(TopicError::Exists(_)) => self.topic(name),
+            Err(e) => {
+                tracing::debug!(topic = name, error = %e, "auto-create refused");
+                None
+            }
+        }
+    }
+
+    /// Deletes a topic: metadata first (the commit point), then its files.
+    pub async fn delete_topic(&self, name: &str) -> Result<(), TopicError> {
+        let _g = self.admin.lock().await;
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        std::fs::remove_file(TopicMeta::path(&self.dir.join(META_DIR), name))?;
+        sync_dir(&self.dir.join(META_DIR))?;
+        self.topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        for p in topic.partitions().iter() {
+            // Readers may still hold maps; unlinking is safe under them.
+            let _ = std::fs::remove_dir_all(&p.dir);
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(())
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+        now_ms: i64,
+    ) -> Result<(), TopicError> {
+        let _g = self.admin.lock().await;
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let mut meta = topic.meta();
+        if count <= meta.partitions || count > MAX_PARTITIONS {
+            return Err(TopicError::InvalidPartitions(count));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let cfg = topic.config();
+        let mut more = Vec::new();
+        for p in meta.partitions..count {
+            more.push(Arc::new(self.new_partition(&meta, p, &cfg, now_ms)?));
+        }
+        meta.partitions = count;
+        meta.save(&self.dir.join(META_DIR))?;
+        topic.add_partitions(more);
+        topic.set_meta(
+            meta.clone(),
+            LogConfig::resolve(&self.settings, &meta.configs),
+        );
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides (validated first).
+    pub async fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        for (k, v) in &configs {
+            config::validate(k, v)?;
+        }
+        let _g = self.admin.lock().await;
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        if validate_only {
+            return Ok(());
+        }
+        let mut meta = topic.meta();
+        meta.configs = configs;
+        meta.save(&self.dir.join(META_DIR))?;
+        let cfg = LogConfig::resolve(&self.settings, &meta.configs);
+        topic.set_meta(meta, cfg);
+        Ok(())
+    }
+
+    /// Syncs every partition's files, then records their end offsets as
+    /// recovery points. Blocking: call from a blocking thread.
+    pub fn checkpoint(&self) -> std::io::Result<()> {
+        let mut points = checkpoint::Points::new();
+        for t in self.topics() {
+            for p in t.partitions().iter() {
+                let (_, end, files) = p.flush_point();
+                for f in files.iter().rev().take(2) {
+                    // The active segment and the one sealed most recently are
+                    // the only ones that can hold unsynced bytes between rounds.
+                    f.sync_data()?;
+                }
+                points.insert((t.name.clone(), p.index), end);
+            }
+        }
+        checkpoint::write(&self.dir, &points)
+    }
+
+    /// Retention over every partition. Returns segments deleted.
+    pub fn apply_retention(&self, now_ms: i64) -> usize {
+        let mut n = 0;
+        for t in self.topics() {
+            let cfg = t.config();
+            for p in t.partitions().iter() {
+                n += p.apply_retention(&cfg, now_ms);
+            }
+        }
+        n
+    }
+
+    /// Graceful stop: sync everything, checkpoint, write the clean marker.
+    pub fn shutdown(&self) -> std::io::Result<()> {
+        for t in self.topics() {
+            for p in t.partitions().iter() {
+                for f in p.flush_point().2 {
+                    f.sync_data()?;
+                }
+            }
+        }
+        self.checkpoint()?;
+        std::fs::File::create(self.dir.join(CLEAN_MARKER))?.sync_all()?;
+        sync_dir(&self.dir)
+    }
+}
+
+fn segment_bases(pdir: &Path) -> std::io::Result<Vec<i64>> {
+    let mut bases = Vec::new();
+    for e in std::fs::read_dir(pdir)? {
+        let name = e?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(stem) = name.strip_suffix(".log") {
+            if let Ok(b) = stem.parse::<i64>() {
+                bases.push(b);
+            }
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// Opens one partition. `recovery_point` is `None` after a clean shutdown.
+fn open_partition(
+    dir: &Path,
+    meta: &TopicMeta,
+    p: i32,
+    cfg: &LogConfig,
+    recovery_point: Option<i64>,
+    now_ms: i64,
+    report: &mut RecoveryReport,
+) -> std::io::Result<Partition> {
+    let pdir = dir.join(dir_name(&meta.name, p));
+    std::fs::create_dir_all(&pdir)?;
+    let mut bases = segment_bases(&pdir)?;
+    if bases.is_empty() {
+        let start = read_log_start(&pdir);
+        Segment::create(OpenOpts {
+            dir: pdir.clone(),
+            base_offset: start,
+            capacity: 0,
+            index_interval_bytes: 1,
+            now_ms,
+        })?;
+        bases.push(start);
+    }
+    let opts = |base: i64| OpenOpts {
+        dir: pdir.clone(),
+        base_offset: base,
+        capacity: cfg.segment_bytes,
+        index_interval_bytes: cfg.index_interval_bytes,
+        now_ms,
+    };
+    // Index of the first segment that must be scanned.
+    let first_scan = match recovery_point {
+        None => bases.len(),
+        Some(rp) => bases.partition_point(|b| *b <= rp).saturating_sub(1),
+    };
+    let mut segs: Vec<Arc<Segment>> = Vec::new();
+    let last = bases.len() - 1;
+    let mut i = 0;
+    while i < bases.len() {
+        let base = bases[i];
+        let active = i == last;
+        if i < first_scan {
+            let seg = Segment::open(opts(base), active)?;
+            if let Some(next_base) = bases.get(i + 1) {
+                seg.set_next_offset(*next_base);
+            }
+            segs.push(Arc::new(seg));
+        } else {
+            let min = segs.last().map_or(base, |s| s.next_offset());
+            let (seg, scan) = Segment::recover(opts(base), active, min)?;
+            report.segments_scanned += 1;
+            let damaged = scan.valid_len < scan.file_len;
+            if damaged {
+                report.bytes_truncated += (scan.file_len - scan.valid_len) as u64;
+                tracing::warn!(partition = %pdir.display(), base, valid = scan.valid_len, file = scan.file_len, "truncated damaged segment tail");
+            }
+            segs.push(Arc::new(seg));
+            if damaged && !active {
+                // Everything after a damaged batch is unreachable: drop later
+                // segments and reopen this one as the active segment.
+                for later in bases.iter().skip(i + 1) {
+                    for path in [
+                        super::segment::log_path(&pdir, *later),
+                        super::index::offset_index_path(&pdir, *later),
+                        super::index::time_index_path(&pdir, *later),
+                    ] {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                segs.pop();
+                let (seg, _) = Segment::recover(opts(base), true, min)?;
+                segs.push(Arc::new(seg));
+                break;
+            }
+        }
+        i += 1;
+    }
+    let log_start = read_log_start(&pdir);
+    Ok(Partition::new(
+        &meta.name,
+        p,
+        pdir,
+        segs,
+        log_start,
+        meta.leader_epoch,
+    ))
+}
+
+/// Removes partition directories that no topic owns (interrupted create or
+/// delete), and leftover temp files.
+fn remove_orphans(dir: &Path, topics: &HashMap<String, Arc<Topic>>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if !e.file_type()?.is_dir() {
+            continue;
+        }
+        let name = e.file_name().to_string_lossy().to_string();
+        if name == META_DIR {
+            continue;
+        }
+        let owned = name
+            .rsplit_once('-')
+            .and_then(|(t, p)| Some((topics.get(t)?, p.parse::<i32>().ok()?)))
+            .is_some_and(|(t, p)| p >= 0 && p < t.meta().partitions);
+        if !owned {
+            tracing::warn!(dir = %e.path().display(), "removing orphan partition directory");
+            std::fs::remove_dir_all(e.path())?;
+        }
+    }
+    Ok(())
+}

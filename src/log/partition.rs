@@ -1,0 +1,449 @@
+//! A partition: an ordered set of segments, the last one active.
+//!
+//! Invariants: segments are sorted by base offset and do not overlap;
+//! `log_start_offset <= high_watermark`; offsets only grow; only the active
+//! (last) segment is appended to. On a single node the high watermark is the
+//! log end offset. Appends take the partition lock; readers take it only to
+//! clone the segment list, then read from memory maps without it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::config::LogConfig;
+use super::segment::{Located, OpenOpts, Segment};
+use crate::protocol::batch::{self, BatchSpan};
+
+/// Domain errors of the log; `handlers::errors` maps them to Kafka codes.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("offset {offset} is outside [{start}, {end}]")]
+    OffsetOutOfRange { offset: i64, start: i64, end: i64 },
+    #[error("invalid batch: {0}")]
+    Corrupt(#[from] batch::BatchError),
+    #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("storage error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("unknown topic or partition")]
+    UnknownPartition,
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+pub type LogResult<T> = Result<T, LogError>;
+
+struct State {
+    segments: Arc<Vec<Arc<Segment>>>,
+    next_offset: i64,
+}
+
+/// What an append produced.
+#[derive(Debug)]
+pub struct Appended {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_start_offset: i64,
+    /// The file written, for acks=all syncing.
+    pub file: Arc<File>,
+}
+
+/// What a read found.
+#[derive(Debug)]
+pub struct ReadResult {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    pub dir: PathBuf,
+    state: Mutex<State>,
+    log_start: AtomicI64,
+    leader_epoch: AtomicI64,
+    hw: watch::Sender<i64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn dir_name(topic: &str, index: i32) -> String {
+    format!("{topic}-{index}")
+}
+
+const LOG_START_FILE: &str = "log-start-offset";
+
+impl Partition {
+    /// Assembles a partition from opened segments (see `recovery`).
+    pub fn new(
+        topic: &str,
+        index: i32,
+        dir: PathBuf,
+        segments: Vec<Arc<Segment>>,
+        log_start: i64,
+        leader_epoch: i32,
+    ) -> Self {
+        let next = segments.last().map_or(0, |s| s.next_offset());
+        let first = segments.first().map_or(0, |s| s.base_offset);
+        let (hw, _) = watch::channel(next);
+        Self {
+            topic: topic.to_string(),
+            index,
+            dir,
+            state: Mutex::new(State {
+                segments: Arc::new(segments),
+                next_offset: next,
+            }),
+            log_start: AtomicI64::new(log_start.max(first).min(next)),
+            leader_epoch: AtomicI64::new(i64::from(leader_epoch)),
+            hw,
+        }
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        i32::try_from(self.leader_epoch.load(Ordering::Acquire)).unwrap_or(0)
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        lock(&self.state).next_offset
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+
+    /// Watch the high watermark (long-polling fetches wait on it).
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.hw.subscribe()
+    }
+
+    pub fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
+        lock(&self.state).segments.clone()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments()
+            .iter()
+            .map(|s| s.committed_len() as u64)
+            .sum()
+    }
+
+    /// Validates and appends a producer's record set. Nothing is written if
+    /// any batch is invalid or too large.
+    pub fn append(&self, records: &[u8], cfg: &LogConfig, now_ms: i64) -> LogResult<Appended> {
+        let spans = batch::validate_produce(records)?;
+        for s in &spans {
+            if s.len > cfg.max_message_bytes {
+                return Err(LogError::TooLarge {
+                    size: s.len,
+                    max: cfg.max_message_bytes,
+                });
+            }
+        }
+        let epoch = self.leader_epoch();
+        let mut st = lock(&self.state);
+        let base = st.next_offset;
+        for span in &spans {
+            let bytes = records
+                .get(span.start..span.start + span.len)
+                .ok_or_else(|| LogError::Invalid("span".into()))?;
+            self.append_one(&mut st, bytes, span, cfg, now_ms, epoch)?;
+        }
+        let last = st.next_offset - 1;
+        let file = st
+            .segments
+            .last()
+            .map(|s| s.file().clone())
+            .ok_or_else(|| LogError::Invalid("no segment".into()))?;
+        let next = st.next_offset;
+        drop(st);
+        self.hw.send_replace(next);
+        Ok(Appended {
+            base_offset: base,
+            last_offset: last,
+            log_start_offset: self.log_start_offset(),
+            file,
+        })
+    }
+
+    fn append_one(
+        &self,
+        st: &mut State,
+        bytes: &[u8],
+        span: &BatchSpan,
+        cfg: &LogConfig,
+        now_ms: i64,
+        epoch: i32,
+    ) -> LogResult<()> {
+        let offset = st.next_offset;
+        let needs_roll = match st.segments.last() {
+            None => true,
+            Some(a) => {
+                let len = a.committed_len();
+                len > 0
+                    && (len + span.len > cfg.segment_bytes
+                        || a.capacity_left() < span.len
+                        || now_ms.saturating_sub(a.created_ms) >= cfg.segment_ms
+                        || offset + i64::from(span.header.last_offset_delta) - a.base_offset
+                            > i64::from(i32::MAX))
+            }
+        };
+        if needs_roll {
+            self.roll(
+                st,
+                offset,
+                cfg.segment_bytes.max(span.len),
+                cfg.index_interval_bytes,
+                now_ms,
+            )?;
+        }
+        let seg = st
+            .segments
+            .last()
+            .ok_or_else(|| LogError::Invalid("no active segment".into()))?;
+        if seg.capacity_left() < span.len {
+            // A fresh segment smaller than this batch: map one big enough.
+            let base = seg.base_offset;
+            if seg.committed_len() == 0 {
+                let mut segs: Vec<Arc<Segment>> = st.segments.iter().cloned().collect();
+                segs.pop();
+                segs.push(Arc::new(Segment::create(self.opts(
+                    base,
+                    span.len,
+                    cfg.index_interval_bytes,
+                    now_ms,
+                ))?));
+                st.segments = Arc::new(segs);
+            }
+        }
+        let seg = st
+            .segments
+            .last()
+            .ok_or_else(|| LogError::Invalid("no active segment".into()))?;
+        seg.append(bytes, span, offset, epoch)?;
+        st.next_offset = offset + i64::from(span.header.last_offset_delta) + 1;
+        Ok(())
+    }
+
+    fn opts(&self, base: i64, capacity: usize, interval: usize, now_ms: i64) -> OpenOpts {
+        OpenOpts {
+            dir: self.dir.clone(),
+            base_offset: base,
+            capacity,
+            index_interval_bytes: interval,
+            now_ms,
+        }
+    }
+
+    fn roll(
+        &self,
+        st: &mut State,
+        base: i64,
+        capacity: usize,
+        interval: usize,
+        now_ms: i64,
+    ) -> LogResult<()> {
+        if let Some(old) = st.segments.last() {
+            old.seal();
+            // The old segment's data must reach disk before the recovery point
+            // can pass it; the checkpointer syncs it. Here only make the new
+            // file's directory entry durable.
+        }
+        let seg = Segment::create(self.opts(base, capacity, interval, now_ms))?;
+        sync_dir(&self.dir)?;
+        let mut segs: Vec<Arc<Segment>> = st.segments.iter().cloned().collect();
+        segs.push(Arc::new(seg));
+        st.segments = Arc::new(segs);
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one holding `offset`.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> LogResult<ReadResult> {
+        let (segs, hw) = {
+            let st = lock(&self.state);
+            (st.segments.clone(), st.next_offset)
+        };
+        let start = self.log_start_offset();
+        if offset < start || offset > hw {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                start,
+                end: hw,
+            });
+        }
+        let empty = ReadResult {
+            records: Bytes::new(),
+            high_watermark: hw,
+            log_start_offset: start,
+        };
+        if offset == hw {
+            return Ok(empty);
+        }
+        let first = segs
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        for seg in segs.iter().skip(first) {
+            if let Some(Located { position, .. }) = seg.locate(offset) {
+                let records = seg.read(position, max_bytes).unwrap_or_default();
+                return Ok(ReadResult {
+                    records,
+                    high_watermark: hw,
+                    log_start_offset: start,
+                });
+            }
+        }
+        Ok(empty)
+    }
+
+    /// The first batch with a record at or after `timestamp`, if any.
+    pub fn batch_for_time(&self, timestamp: i64) -> Option<Bytes> {
+        let start = self.log_start_offset();
+        for seg in self.segments().iter() {
+            if seg.next_offset() <= start {
+                continue;
+            }
+            if let Some(l) = seg.locate_time(timestamp) {
+                return seg.read(l.position, 1);
+            }
+        }
+        None
+    }
+
+    /// The batch holding the largest timestamp in the log.
+    pub fn batch_with_max_timestamp(&self) -> Option<Bytes> {
+        let segs = self.segments();
+        let best = segs
+            .iter()
+            .filter(|s| s.committed_len() > 0)
+            .max_by_key(|s| s.max_timestamp())?;
+        let l = best.locate(best.max_timestamp_offset().max(best.base_offset))?;
+        best.read(l.position, 1)
+    }
+
+    /// Moves the log start forward (DeleteRecords). `offset` -1 means the
+    /// high watermark. Returns the new log start.
+    pub fn delete_records(&self, offset: i64) -> LogResult<i64> {
+        let hw = self.high_watermark();
+        let target = if offset == -1 { hw } else { offset };
+        if target < 0 || target > hw {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                start: self.log_start_offset(),
+                end: hw,
+            });
+        }
+        if target > self.log_start_offset() {
+            write_atomic(
+                &self.dir.join(LOG_START_FILE),
+                target.to_string().as_bytes(),
+            )?;
+            self.log_start.fetch_max(target, Ordering::AcqRel);
+            self.drop_segments_below(target);
+        }
+        Ok(self.log_start_offset())
+    }
+
+    /// Deletes sealed segments whose every offset is below `offset`.
+    fn drop_segments_below(&self, offset: i64) {
+        let mut st = lock(&self.state);
+        let n = st.segments.len();
+        let dead: Vec<Arc<Segment>> = st
+            .segments
+            .iter()
+            .take(n.saturating_sub(1))
+            .take_while(|s| s.next_offset() <= offset)
+            .cloned()
+            .collect();
+        if dead.is_empty() {
+            return;
+        }
+        let keep: Vec<Arc<Segment>> = st.segments.iter().skip(dead.len()).cloned().collect();
+        st.segments = Arc::new(keep);
+        drop(st);
+        for s in dead {
+            s.delete_files();
+        }
+    }
+
+    /// Applies retention.ms and retention.bytes; never deletes the active
+    /// segment. Returns how many segments were deleted.
+    pub fn apply_retention(&self, cfg: &LogConfig, now_ms: i64) -> usize {
+        let segs = self.segments();
+        let sealed = segs.len().saturating_sub(1);
+        let mut total: i64 = segs
+            .iter()
+            .map(|s| i64::try_from(s.committed_len()).unwrap_or(i64::MAX))
+            .sum();
+        let mut cut = 0usize;
+        for s in segs.iter().take(sealed) {
+            let expired = cfg.retention_ms >= 0
+                && s.max_timestamp() >= 0
+                && now_ms - s.max_timestamp() > cfg.retention_ms;
+            let size = i64::try_from(s.committed_len()).unwrap_or(i64::MAX);
+            let too_big = cfg.retention_bytes >= 0 && total - size >= cfg.retention_bytes;
+            if !(expired || too_big) {
+                break;
+            }
+            total -= size;
+            cut += 1;
+        }
+        if cut == 0 {
+            return 0;
+        }
+        let new_start = segs
+            .get(cut)
+            .map_or(self.high_watermark(), |s| s.base_offset);
+        self.log_start.fetch_max(new_start, Ordering::AcqRel);
+        let _ = write_atomic(
+            &self.dir.join(LOG_START_FILE),
+            self.log_start_offset().to_string().as_bytes(),
+        );
+        self.drop_segments_below(new_start);
+        cut
+    }
+
+    /// The active segment's file and the offset it holds up to, for checkpoints.
+    pub fn flush_point(&self) -> (Option<Arc<File>>, i64, Vec<Arc<File>>) {
+        let st = lock(&self.state);
+        let all = st.segments.iter().map(|s| s.file().clone()).collect();
+        (
+            st.segments.last().map(|s| s.file().clone()),
+            st.next_offset,
+            all,
+        )
+    }
+}
+
+/// Reads a partition's persisted log start offset (0 if none).
+pub fn read_log_start(dir: &Path) -> i64 {
+    std::fs::read_to_string(dir.join(LOG_START_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Writes a small file atomically: temp file, fsync, rename, fsync dir.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// fsyncs a directory so that created, renamed or removed entries persist.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}

@@ -1,0 +1,160 @@
+//! Wiring: open the log, serve, run background duties, stop cleanly.
+//!
+//! Used by `main` and by tests that run a broker in-process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::handlers::Broker;
+use crate::log::sync::Syncer;
+use crate::log::LogManager;
+use crate::server::{self, Live};
+
+/// Reads or creates the persisted cluster id (Kafka's 22-character form).
+fn cluster_id(dir: &std::path::Path) -> std::io::Result<String> {
+    let path = dir.join("cluster-id");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        let s = s.trim().to_string();
+        if !s.is_empty() {
+            return Ok(s);
+        }
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let short: String = id.chars().take(22).collect();
+    crate::log::partition::write_atomic(&path, short.as_bytes())?;
+    Ok(short)
+}
+
+/// A running broker.
+pub struct Running {
+    pub broker: Arc<Broker>,
+    pub local_addr: std::net::SocketAddr,
+    stop: watch::Sender<bool>,
+    live: Arc<Live>,
+    serve: tokio::task::JoinHandle<()>,
+    duties: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Opens the log and starts serving. Must run inside a tokio runtime.
+pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    let settings = Arc::new(settings);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let started = std::time::Instant::now();
+    let s2 = settings.clone();
+    let now = clock.now_ms();
+    let log = tokio::task::spawn_blocking(move || LogManager::open(s2, now)).await??;
+    let log = Arc::new(log);
+    let r = &log.recovery;
+    tracing::info!(
+        clean = r.clean,
+        segments_scanned = r.segments_scanned,
+        bytes_truncated = r.bytes_truncated,
+        topics = log.topics().len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "log opened"
+    );
+    let (host, port) = settings.advertised()?;
+    let broker = Arc::new(Broker {
+        log: log.clone(),
+        settings: settings.clone(),
+        clock: clock.clone(),
+        syncer: Syncer::start(),
+        cluster_id: cluster_id(&settings.data_dir)?,
+        advertised_host: host,
+        advertised_port: i32::from(port),
+    });
+    let listener = TcpListener::bind(settings.listen).await?;
+    let local_addr = listener.local_addr()?;
+    let (stop, stop_rx) = watch::channel(false);
+    let live = Arc::new(Live::default());
+    let serve = tokio::spawn(server::serve(
+        broker.clone(),
+        listener,
+        stop_rx.clone(),
+        live.clone(),
+    ));
+    let duties = vec![
+        tokio::spawn(every(
+            settings.recovery_checkpoint_interval_ms,
+            stop_rx.clone(),
+            {
+                let log = log.clone();
+                move || {
+                    if let Err(e) = log.checkpoint() {
+                        tracing::error!(error = %e, "recovery checkpoint failed");
+                    }
+                }
+            },
+        )),
+        tokio::spawn(every(
+            settings.retention_check_interval_ms,
+            stop_rx.clone(),
+            {
+                let log = log.clone();
+                let clock = clock.clone();
+                move || {
+                    let n = log.apply_retention(clock.now_ms());
+                    if n > 0 {
+                        tracing::info!(segments = n, "retention deleted segments");
+                    }
+                }
+            },
+        )),
+    ];
+    tracing::info!(listen = %local_addr, advertise = %settings.advertise, data_dir = %settings.data_dir.display(), "fjord serving Kafka");
+    Ok(Running {
+        broker,
+        local_addr,
+        stop,
+        live,
+        serve,
+        duties,
+    })
+}
+
+/// Runs `f` on a blocking thread every `interval_ms` until stopped.
+async fn every(
+    interval_ms: u64,
+    mut stop: watch::Receiver<bool>,
+    f: impl Fn() + Send + Sync + Clone + 'static,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = crate::server::stopped(&mut stop) => return,
+            _ = tick.tick() => {
+                let f = f.clone();
+                let _ = tokio::task::spawn_blocking(f).await;
+            }
+        }
+    }
+}
+
+impl Running {
+    /// Graceful stop: refuse new work, answer what was read, sync, mark clean.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        let _ = self.serve.await;
+        let timeout = Duration::from_millis(self.broker.settings.shutdown_timeout_ms);
+        if !self.live.drained(timeout).await {
+            tracing::warn!(
+                connections = self.live.count(),
+                "shutdown timeout; closing remaining connections"
+            );
+        }
+        for d in self.duties {
+            let _ = d.await;
+        }
+        let log = self.broker.log.clone();
+        tokio::task::spawn_blocking(move || log.shutdown()).await??;
+        tracing::info!("clean shutdown complete");
+        Ok(())
+    }
+}
