@@ -213,7 +213,7 @@ pub async fn describe(
         match entries {
             Ok(mut e) => {
                 if let Some(keys) = &res.configuration_keys {
-                    e.retain(|c| keys.iter().any(|k| *k == c.name));
+                    e.retain(|c| keys.contains(&c.name));
                 }
                 if !req.include_synonyms {
                     e.iter_mut().for_each(|c| c.synonyms.clear());

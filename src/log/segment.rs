@@ -456,7 +456,8 @@ mod tests {
             l.len,
             "first batch is returned whole even past max_bytes"
         );
-        assert_eq!(seg.locate_time(1005).unwrap().header.base_offset, 115);
+        // Batch i holds timestamps 1000+i ..= 1002+i, so batch 3 (offsets 109..) first reaches 1005.
+        assert_eq!(seg.locate_time(1005).unwrap().header.base_offset, 109);
         assert_eq!(seg.max_timestamp(), 1019 + 2);
     }
 
