@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Fjord's one test command: installs what the tests need on a fresh Debian
+# machine with Rust, then runs every test. README names it; .ci/run calls it.
+#
+#   bash compat-tests/run-all.sh
+#
+# Stages: lints (fmt, clippy), unit + integration tests (cargo test, which
+# also runs each criterion benchmark once and the decode-path fuzz corpus),
+# real-client compatibility tests (confluent-kafka / librdkafka 2.16, kcat /
+# librdkafka 2.0.2, kafka-python) against real fjord processes, and
+# librdkafka's own regression suite (allowlisted tests).
+#
+# Environment: SKIP_LIBRDKAFKA=1 skips the regression suite (it builds
+# librdkafka from source the first time, ~5 minutes on 2 cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TERM_COLOR=never
+started=$(date +%s)
+stage() { printf '\n=== %s (%ds)\n' "$1" "$(( $(date +%s) - started ))"; }
+
+stage "install: Debian packages"
+need=()
+command -v kcat >/dev/null || need+=(kcat)
+for pkg in build-essential python3-venv libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsasl2-dev libcurl4-openssl-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+stage "install: Python venv"
+VENV=compat-tests/.venv
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install -q --disable-pip-version-check -r compat-tests/requirements.txt
+
+stage "lint: rustfmt and clippy"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -q -- -D warnings
+
+stage "unit and integration tests"
+cargo build --workspace --all-targets -q
+cargo test --workspace --all-targets -q 2>&1 | tail -n 200
+
+stage "real-client compatibility tests"
+export FJORD_BIN="$ROOT/target/debug/fjord"
+set +e
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider compat-tests
+py_rc=$?
+set -e
+
+lib_rc=0
+if [ "${SKIP_LIBRDKAFKA:-0}" != 1 ]; then
+  stage "librdkafka regression suite"
+  set +e
+  bash compat-tests/librdkafka/run.sh
+  lib_rc=$?
+  set -e
+fi
+
+stage "done"
+if [ $py_rc -ne 0 ] || [ $lib_rc -ne 0 ]; then
+  echo "FAILED: pytest exit $py_rc, librdkafka suite exit $lib_rc"
+  exit 1
+fi
+echo "all stages passed"
