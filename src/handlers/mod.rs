@@ -33,6 +33,9 @@ mod metadata;
 mod produce;
 mod records;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 /// One implemented API: the versions we advertise and the versions we decode.
 ///
 /// `decode_min` may exceed `min`: Kafka 4.0 advertises Produce from v0 though
