@@ -1,1 +1,125 @@
-fn main() {}
+//! Criterion micro benchmarks of the produce and fetch hot paths.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use fjord::log::index::{Indexes, OffsetEntry};
+use fjord::log::segment::{OpenOpts, Segment};
+use fjord::protocol::batch::{build, validate_produce};
+
+/// A producer-sized batch: 1 KiB values, ~1 MiB in all (librdkafka's batch.size).
+fn big_batch() -> Vec<u8> {
+    build::simple(1_700_000_000_000, 1000, 1024)
+}
+
+fn batch_validate(c: &mut Criterion) {
+    let b = big_batch();
+    let mut g = c.benchmark_group("batch");
+    g.throughput(Throughput::Bytes(b.len() as u64));
+    g.bench_function("validate_1MiB_header_and_crc32c", |bench| {
+        bench.iter(|| validate_produce(black_box(&b)))
+    });
+    let small = build::simple(1_700_000_000_000, 10, 100);
+    g.throughput(Throughput::Bytes(small.len() as u64));
+    g.bench_function("validate_1KiB_header_and_crc32c", |bench| {
+        bench.iter(|| validate_produce(black_box(&small)))
+    });
+    g.finish();
+}
+
+fn opts(dir: &std::path::Path) -> OpenOpts {
+    OpenOpts {
+        dir: dir.to_path_buf(),
+        base_offset: 0,
+        capacity: 1 << 30,
+        index_interval_bytes: 4096,
+        now_ms: 0,
+    }
+}
+
+fn segment_append(c: &mut Criterion) {
+    let b = big_batch();
+    let spans = validate_produce(&b).unwrap_or_default();
+    let Some(span) = spans.first().copied() else {
+        return;
+    };
+    let mut g = c.benchmark_group("segment");
+    g.throughput(Throughput::Bytes(b.len() as u64));
+    g.bench_function("append_1MiB_batch_page_cache", |bench| {
+        bench.iter_batched(
+            || {
+                let dir = tempfile::tempdir().ok();
+                let seg = dir
+                    .as_ref()
+                    .and_then(|d| Segment::create(opts(d.path())).ok());
+                (dir, seg)
+            },
+            |(_dir, seg)| {
+                if let Some(seg) = seg {
+                    let mut next = 0;
+                    for _ in 0..64 {
+                        let _ = seg.append(&b, &span, next, 0);
+                        next += 1000;
+                    }
+                }
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+fn index_lookup(c: &mut Criterion) {
+    let mut idx = Indexes::default();
+    // A full 1 GiB segment at one entry per 4 KiB: 262,144 entries.
+    for i in 0..262_144u32 {
+        let _ = idx.push_offset(OffsetEntry {
+            relative_offset: i * 4,
+            position: i * 4096,
+        });
+    }
+    let mut probe = 0u32;
+    c.bench_function("index/lookup_in_262144_entries", |bench| {
+        bench.iter(|| {
+            probe = probe.wrapping_add(7919) % (262_144 * 4);
+            black_box(idx.position_for(black_box(probe)))
+        })
+    });
+}
+
+fn fetch_read(c: &mut Criterion) {
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let Ok(seg) = Segment::create(opts(dir.path())) else {
+        return;
+    };
+    let b = build::simple(1_700_000_000_000, 100, 1024);
+    let spans = validate_produce(&b).unwrap_or_default();
+    let Some(span) = spans.first().copied() else {
+        return;
+    };
+    let mut next = 0i64;
+    for _ in 0..1000 {
+        let _ = seg.append(&b, &span, next, 0);
+        next += 100;
+    }
+    let mut g = c.benchmark_group("fetch");
+    g.throughput(Throughput::Bytes(1 << 20));
+    let mut probe = 0i64;
+    g.bench_function("locate_and_read_1MiB_zero_copy", |bench| {
+        bench.iter(|| {
+            probe = (probe + 9973) % next;
+            let l = seg.locate(probe);
+            black_box(l.and_then(|l| seg.read(l.position, 1 << 20)))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    batch_validate,
+    segment_append,
+    index_lookup,
+    fetch_read
+);
+criterion_main!(benches);
