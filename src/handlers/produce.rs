@@ -63,6 +63,7 @@ pub fn handle(b: &Broker, req: ProduceRequest) -> Produced {
                             Ok(a) => {
                                 let mut r = partition_result(idx, codes::NONE, None);
                                 r.base_offset = a.base_offset;
+                                r.log_append_time_ms = a.log_append_time_ms;
                                 r.log_start_offset = a.log_start_offset;
                                 if acks == -1 && b.settings.durability == Durability::Fsync {
                                     to_sync.push(a.file);

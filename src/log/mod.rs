@@ -15,5 +15,8 @@ pub mod segment;
 pub mod sync;
 pub mod topic;
 
+#[cfg(test)]
+mod tests;
+
 pub use manager::LogManager;
 pub use partition::{LogError, Partition};

@@ -46,6 +46,8 @@ struct State {
 #[derive(Debug)]
 pub struct Appended {
     pub base_offset: i64,
+    /// The broker's timestamp for LogAppendTime topics, else -1.
+    pub log_append_time_ms: i64,
     pub last_offset: i64,
     pub log_start_offset: i64,
     /// The file written, for acks=all syncing.
@@ -167,6 +169,7 @@ impl Partition {
         self.hw.send_replace(next);
         Ok(Appended {
             base_offset: base,
+            log_append_time_ms: if cfg.log_append_time { now_ms } else { -1 },
             last_offset: last,
             log_start_offset: self.log_start_offset(),
             file,

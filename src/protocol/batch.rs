@@ -210,6 +210,23 @@ pub fn stamp_header(prefix: &mut [u8; 16], base_offset: i64, leader_epoch: i32) 
     prefix[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
+/// Marks a batch as LogAppendTime with the broker's clock: sets attribute
+/// bit 3 and `max_timestamp`, then recomputes the CRC (both lie inside it).
+/// Readers then take every record's timestamp from `max_timestamp`.
+pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) -> Result<(), BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    let len = header.total_len()?;
+    let b = batch
+        .get_mut(..len)
+        .ok_or(BatchError::Truncated { need: len, have: 0 })?;
+    let attrs = header.attributes | ATTR_TIMESTAMP_LOG_APPEND;
+    b[21..23].copy_from_slice(&attrs.to_be_bytes());
+    b[35..43].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&b[CRC_START..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
 /// Test and benchmark helper: builds a valid uncompressed v2 batch.
 pub mod build {
     /// A record to encode.
@@ -355,6 +372,15 @@ mod tests {
             validate_produce(&[]),
             Err(BatchError::Truncated { .. })
         ));
+    }
+
+    #[test]
+    fn log_append_time_keeps_crc_valid() {
+        let mut b = build::simple(1000, 2, 10);
+        set_log_append_time(&mut b, 5555).unwrap();
+        let span = check_batch(&b).unwrap();
+        assert_eq!(span.header.max_timestamp, 5555);
+        assert_ne!(span.header.attributes & ATTR_TIMESTAMP_LOG_APPEND, 0);
     }
 
     proptest! {

@@ -1,0 +1,278 @@
+//! Partition- and manager-level tests: roll, retention, DeleteRecords,
+//! clean and unclean reopen, torn tails across segments, topic lifecycle.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::config::LogConfig;
+use super::manager::LogManager;
+use crate::config::Settings;
+use crate::protocol::batch::build;
+
+fn settings(dir: &std::path::Path) -> Arc<Settings> {
+    let mut s = Settings::for_dir(dir.to_path_buf());
+    s.segment_bytes = 4096;
+    Arc::new(s)
+}
+
+fn small_cfg(s: &Settings) -> LogConfig {
+    LogConfig::resolve(s, &BTreeMap::new())
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Appends `n` one-record batches with 200-byte values at timestamps ts0+i.
+fn fill(p: &super::Partition, cfg: &LogConfig, n: i64, ts0: i64) {
+    for i in 0..n {
+        let b = build::simple(ts0 + i, 1, 200);
+        p.append(&b, cfg, 0).unwrap();
+    }
+}
+
+fn read_offsets(p: &super::Partition) -> Vec<i64> {
+    let mut out = Vec::new();
+    let mut off = p.log_start_offset();
+    while off < p.high_watermark() {
+        let r = p.read(off, 1 << 20).unwrap();
+        let mut pos = 0;
+        while pos < r.records.len() {
+            let h = crate::protocol::batch::BatchHeader::parse(&r.records[pos..]).unwrap();
+            for o in h.base_offset..=h.last_offset() {
+                if o >= off {
+                    out.push(o);
+                }
+            }
+            off = h.last_offset() + 1;
+            pos += h.total_len().unwrap();
+        }
+    }
+    out
+}
+
+#[test]
+fn segments_roll_and_reads_cross_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    rt().block_on(async {
+        let log = LogManager::open(s.clone(), 0).unwrap();
+        let t = log
+            .create_topic("roll", 1, BTreeMap::new(), false, 0)
+            .await
+            .unwrap();
+        let p = t.partition(0).unwrap();
+        fill(&p, &small_cfg(&s), 100, 1000);
+        assert!(
+            p.segments().len() > 5,
+            "4 KiB segments must roll: {}",
+            p.segments().len()
+        );
+        assert_eq!(read_offsets(&p), (0..100).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn retention_by_bytes_and_time_keeps_active_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    rt().block_on(async {
+        let log = LogManager::open(s.clone(), 0).unwrap();
+        let t = log
+            .create_topic("ret", 1, BTreeMap::new(), false, 0)
+            .await
+            .unwrap();
+        let p = t.partition(0).unwrap();
+        let mut cfg = small_cfg(&s);
+        fill(&p, &cfg, 100, 1000);
+        let before = p.segments().len();
+        cfg.retention_bytes = 8192;
+        assert!(p.apply_retention(&cfg, 2000) > 0);
+        assert!(p.segments().len() < before);
+        assert!(p.size_bytes() <= 8192 + 4096);
+        let start = p.log_start_offset();
+        assert!(start > 0);
+        assert_eq!(p.segments()[0].base_offset, start);
+        assert!(matches!(
+            p.read(0, 100),
+            Err(super::LogError::OffsetOutOfRange { .. })
+        ));
+        // Time: everything older than 10 ms at "now" = 10_000 goes, but the active segment stays.
+        cfg.retention_bytes = -1;
+        cfg.retention_ms = 10;
+        p.apply_retention(&cfg, 10_000);
+        assert_eq!(p.segments().len(), 1);
+        assert_eq!(p.high_watermark(), 100);
+    });
+}
+
+#[test]
+fn delete_records_moves_log_start_and_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    rt().block_on(async {
+        let log = LogManager::open(s.clone(), 0).unwrap();
+        let t = log
+            .create_topic("del", 1, BTreeMap::new(), false, 0)
+            .await
+            .unwrap();
+        let p = t.partition(0).unwrap();
+        fill(&p, &small_cfg(&s), 50, 1000);
+        assert_eq!(p.delete_records(30).unwrap(), 30);
+        assert!(p.delete_records(51).is_err());
+        assert_eq!(read_offsets(&p), (30..50).collect::<Vec<_>>());
+        log.shutdown().unwrap();
+    });
+    drop(rt());
+    let log = LogManager::open(s, 0).unwrap();
+    let p = log.topic("del").unwrap().partition(0).unwrap();
+    assert_eq!(p.log_start_offset(), 30);
+    assert_eq!(p.high_watermark(), 50);
+}
+
+#[test]
+fn unclean_reopen_scans_only_past_checkpoint_and_truncates_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    let path;
+    {
+        let log = LogManager::open(s.clone(), 0).unwrap();
+        let t = rt()
+            .block_on(log.create_topic("crash", 1, BTreeMap::new(), false, 0))
+            .unwrap();
+        let p = t.partition(0).unwrap();
+        fill(&p, &small_cfg(&s), 60, 1000);
+        log.checkpoint().unwrap();
+        fill(&p, &small_cfg(&s), 10, 2000);
+        let active = p.segments().last().unwrap().clone();
+        path = super::segment::log_path(&p.dir, active.base_offset);
+        // Dropped without shutdown: an unclean stop.
+    }
+    // Tear the last batch in half.
+    let len = std::fs::metadata(&path).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len - 100).unwrap();
+    drop(f);
+    let log = LogManager::open(s.clone(), 0).unwrap();
+    assert!(!log.recovery.clean);
+    assert!(
+        log.recovery.segments_scanned <= 3,
+        "scanned {}",
+        log.recovery.segments_scanned
+    );
+    assert!(log.recovery.bytes_truncated > 0);
+    let p = log.topic("crash").unwrap().partition(0).unwrap();
+    assert_eq!(p.high_watermark(), 69);
+    assert_eq!(read_offsets(&p), (0..69).collect::<Vec<_>>());
+    // Appends continue at the right offset.
+    fill(&p, &small_cfg(&s), 1, 3000);
+    assert_eq!(p.high_watermark(), 70);
+    log.shutdown().unwrap();
+    drop(log);
+    let log = LogManager::open(s, 0).unwrap();
+    assert!(log.recovery.clean);
+    assert_eq!(log.recovery.segments_scanned, 0);
+    assert_eq!(
+        log.topic("crash")
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .high_watermark(),
+        70
+    );
+}
+
+#[test]
+fn garbage_in_a_middle_segment_drops_later_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    let pdir;
+    {
+        let log = LogManager::open(s.clone(), 0).unwrap();
+        let t = rt()
+            .block_on(log.create_topic("mid", 1, BTreeMap::new(), false, 0))
+            .unwrap();
+        let p = t.partition(0).unwrap();
+        fill(&p, &small_cfg(&s), 60, 1000);
+        pdir = p.dir.clone();
+    }
+    let segs = {
+        let mut v: Vec<_> = std::fs::read_dir(&pdir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(segs.len() >= 3);
+    // Corrupt one byte in the second segment's first batch payload.
+    let mut bytes = std::fs::read(&segs[1]).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&segs[1], &bytes).unwrap();
+    let log = LogManager::open(s, 0).unwrap();
+    let p = log.topic("mid").unwrap().partition(0).unwrap();
+    let first_bad = segs[1]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    assert_eq!(
+        p.high_watermark(),
+        first_bad,
+        "log ends where the damage starts"
+    );
+    assert_eq!(read_offsets(&p), (0..first_bad).collect::<Vec<_>>());
+}
+
+#[test]
+fn topic_lifecycle_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    let id = rt().block_on(async {
+        let log = LogManager::open(s.clone(), 0).unwrap();
+        let mut cfg = BTreeMap::new();
+        cfg.insert("retention.ms".to_string(), "1234".to_string());
+        let t = log
+            .create_topic("life", 2, cfg.clone(), false, 0)
+            .await
+            .unwrap();
+        assert!(log
+            .create_topic("life", 2, BTreeMap::new(), false, 0)
+            .await
+            .is_err());
+        assert!(log
+            .create_topic("bad name!", 1, BTreeMap::new(), false, 0)
+            .await
+            .is_err());
+        cfg.insert("retention.ms".to_string(), "-7".to_string());
+        assert!(log.create_topic("badcfg", 1, cfg, false, 0).await.is_err());
+        log.create_partitions("life", 4, false, 0).await.unwrap();
+        log.create_topic("gone", 1, BTreeMap::new(), false, 0)
+            .await
+            .unwrap();
+        log.delete_topic("gone").await.unwrap();
+        log.shutdown().unwrap();
+        t.id
+    });
+    let log = LogManager::open(s, 0).unwrap();
+    let t = log.topic("life").unwrap();
+    assert_eq!(t.id, id);
+    assert_eq!(t.partitions().len(), 4);
+    assert_eq!(t.config().retention_ms, 1234);
+    assert!(log.topic("gone").is_none());
+    assert!(!dir.path().join("gone-0").exists());
+}
+
+#[test]
+fn second_process_cannot_open_the_same_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    let _a = LogManager::open(s.clone(), 0).unwrap();
+    assert!(LogManager::open(s, 0).is_err());
+}
