@@ -171,3 +171,13 @@ fn read_all(
     }
     (out, total, any_error)
 }
+
+/// The record sets worth splicing, in the order the encoder writes them
+/// (the splice buffer copies anything shorter than its threshold).
+pub fn records_in_order(resp: &FetchResponse) -> Vec<Bytes> {
+    resp.responses
+        .iter()
+        .flat_map(|t| t.partitions.iter().filter_map(|p| p.records.clone()))
+        .filter(|r| r.len() >= crate::protocol::splice::SPLICE_MIN)
+        .collect()
+}

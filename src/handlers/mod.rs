@@ -22,6 +22,7 @@ use crate::log::sync::Syncer;
 use crate::log::LogManager;
 use crate::protocol::codes;
 use crate::protocol::frame::header_prefix;
+use crate::protocol::splice::SpliceBuf;
 
 mod admin;
 mod api_versions;
@@ -112,8 +113,8 @@ impl Broker {
 
 /// What the connection does with a request.
 pub enum Outcome {
-    /// Send these bytes (a whole frame, length prefix included).
-    Respond(Bytes),
+    /// Send these chunks, in order: one whole frame, length prefix included.
+    Respond(Vec<Bytes>),
     /// Send nothing (Produce with acks=0).
     Silent,
     /// Send these bytes, if any, then close the connection.
@@ -126,7 +127,11 @@ pub enum Outcome {
 impl std::fmt::Debug for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Outcome::Respond(b) => write!(f, "Respond({} bytes)", b.len()),
+            Outcome::Respond(b) => write!(
+                f,
+                "Respond({} bytes)",
+                b.iter().map(Bytes::len).sum::<usize>()
+            ),
             Outcome::Silent => write!(f, "Silent"),
             Outcome::Close(_) => write!(f, "Close"),
             Outcome::Deferred(_) => write!(f, "Deferred"),
@@ -140,16 +145,34 @@ fn frame<R: Encodable>(
     version: i16,
     correlation_id: i32,
     body: &R,
-) -> anyhow::Result<Bytes> {
-    let mut buf = BytesMut::with_capacity(64);
-    buf.put_i32(0);
-    ResponseHeader::default()
-        .with_correlation_id(correlation_id)
-        .encode(&mut buf, key.response_header_version(version))?;
+) -> anyhow::Result<Vec<Bytes>> {
+    frame_spliced(key, version, correlation_id, body, Vec::new())
+}
+
+/// As [`frame`]; `splice` lists large byte fields of `body` (fetched
+/// records) in encoding order, which are referenced rather than copied (see
+/// `protocol::splice`).
+fn frame_spliced<R: Encodable>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+    splice: Vec<Bytes>,
+) -> anyhow::Result<Vec<Bytes>> {
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let hv = key.response_header_version(version);
+    let size = header.compute_size(hv)? + body.compute_size(version)?;
+    let mut buf = SpliceBuf::new(splice);
+    buf.put_i32(i32::try_from(size)?);
+    header.encode(&mut buf, hv)?;
     body.encode(&mut buf, version)?;
-    let len = i32::try_from(buf.len() - 4)?;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.freeze())
+    anyhow::ensure!(
+        buf.len() == size + 4,
+        "encoded {} bytes, computed {}",
+        buf.len(),
+        size + 4
+    );
+    Ok(buf.finish())
 }
 
 /// A bare `correlation_id, error_code` frame, for versions we cannot encode.
@@ -243,10 +266,21 @@ async fn dispatch(
             })),
         });
     }
+    if key == ApiKey::Fetch {
+        let req = Decodable::decode(body, version)?;
+        let resp = fetch::handle(broker, req, version).await;
+        let records = fetch::records_in_order(&resp);
+        return Ok(match frame_spliced(key, version, corr, &resp, records) {
+            Ok(chunks) => Outcome::Respond(chunks),
+            Err(e) => {
+                tracing::error!(?key, version, error = %e, "cannot encode response");
+                Outcome::Close(None)
+            }
+        });
+    }
     Ok(route!(broker, key, version, corr, body,
         ApiVersions => api_versions::handle,
         Metadata => metadata::handle,
-        Fetch => fetch::handle,
         ListOffsets => list_offsets::handle,
         CreateTopics => admin::create_topics,
         DeleteTopics => admin::delete_topics,

@@ -10,3 +10,4 @@
 pub mod batch;
 pub mod codes;
 pub mod frame;
+pub mod splice;

@@ -16,7 +16,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -119,8 +121,8 @@ async fn write_loop(
         loop {
             match outcome {
                 Outcome::Deferred(fut) => outcome = fut.await,
-                Outcome::Respond(bytes) => {
-                    if wr.write_all(&bytes).await.is_err() {
+                Outcome::Respond(mut chunks) => {
+                    if write_chunks(&mut wr, &mut chunks).await.is_err() {
                         return;
                     }
                     break;
@@ -138,4 +140,36 @@ async fn write_loop(
         drop(permit);
     }
     let _ = wr.shutdown().await;
+}
+
+/// Writes every chunk with vectored writes (a fetch response is a few small
+/// header chunks around large record slices of the segment maps).
+async fn write_chunks(wr: &mut OwnedWriteHalf, chunks: &mut [Bytes]) -> std::io::Result<()> {
+    /// Slices handed to one writev call (well under IOV_MAX).
+    const MAX_IOV: usize = 64;
+    let mut first = 0;
+    while first < chunks.len() {
+        let rest = chunks.get(first..).unwrap_or_default();
+        let slices: Vec<IoSlice<'_>> = rest.iter().take(MAX_IOV).map(|c| IoSlice::new(c)).collect();
+        let mut n = wr.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let Some(c) = chunks.get_mut(first) else {
+                break;
+            };
+            if n >= c.len() {
+                n -= c.len();
+                first += 1;
+            } else {
+                c.advance(n);
+                n = 0;
+            }
+        }
+        while chunks.get(first).is_some_and(Bytes::is_empty) {
+            first += 1;
+        }
+    }
+    Ok(())
 }
