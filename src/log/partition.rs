@@ -156,7 +156,17 @@ impl Partition {
             let bytes = records
                 .get(span.start..span.start + span.len)
                 .ok_or_else(|| LogError::Invalid("span".into()))?;
-            self.append_one(&mut st, bytes, span, cfg, now_ms, epoch)?;
+            if cfg.log_append_time {
+                // The one case where the broker changes CRC'd bytes: Kafka's
+                // LogAppendTime stamps the broker's clock into the batch.
+                let mut owned = bytes.to_vec();
+                batch::set_log_append_time(&mut owned, now_ms)?;
+                let mut stamped = *span;
+                stamped.header.max_timestamp = now_ms;
+                self.append_one(&mut st, &owned, &stamped, cfg, now_ms, epoch)?;
+            } else {
+                self.append_one(&mut st, bytes, span, cfg, now_ms, epoch)?;
+            }
         }
         let last = st.next_offset - 1;
         let file = st

@@ -276,3 +276,30 @@ fn second_process_cannot_open_the_same_directory() {
     let _a = LogManager::open(s.clone(), 0).unwrap();
     assert!(LogManager::open(s, 0).is_err());
 }
+
+#[test]
+fn log_append_time_topics_stamp_the_broker_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    rt().block_on(async {
+        let log = LogManager::open(s.clone(), 0).unwrap();
+        let mut cfg = BTreeMap::new();
+        cfg.insert(
+            "message.timestamp.type".to_string(),
+            "LogAppendTime".to_string(),
+        );
+        let t = log.create_topic("lat", 1, cfg, false, 0).await.unwrap();
+        let p = t.partition(0).unwrap();
+        let a = p
+            .append(&build::simple(1000, 2, 10), &t.config(), 987_654)
+            .unwrap();
+        assert_eq!(a.log_append_time_ms, 987_654);
+        let r = p.read(0, 1 << 20).unwrap();
+        let span = crate::protocol::batch::check_batch(&r.records).unwrap();
+        assert_eq!(span.header.max_timestamp, 987_654);
+        assert_ne!(
+            span.header.attributes & crate::protocol::batch::ATTR_TIMESTAMP_LOG_APPEND,
+            0
+        );
+    });
+}
