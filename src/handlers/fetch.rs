@@ -88,6 +88,12 @@ pub async fn handle(b: &Broker, req: FetchRequest, version: i16) -> FetchRespons
         .filter_map(|s| s.target.as_ref().ok().map(|p| p.subscribe()))
         .collect();
     let read_committed = req.isolation_level == 1;
+    if slots.is_empty() {
+        // Nothing to read: wait max_wait_ms as Kafka does, so a client
+        // polling with empty fetches does not spin.
+        tokio::time::sleep_until(deadline).await;
+        return resp;
+    }
     loop {
         for w in watches.iter_mut() {
             w.borrow_and_update();
