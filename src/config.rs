@@ -67,7 +67,7 @@ settings! {
     node_id ("FJORD_NODE_ID"): i32 = 1;
     /// Partitions of an auto-created topic (Kafka's num.partitions) [1].
     num_partitions ("FJORD_NUM_PARTITIONS"): i32 = 1;
-    /// Create topics named in Metadata and Produce requests [true].
+    /// Create topics named in Metadata requests (Kafka's auto.create.topics.enable) [true].
     auto_create_topics ("FJORD_AUTO_CREATE_TOPICS"): bool = true;
     /// fsync (ack acks=all after fsync, group-committed) or page-cache [fsync].
     durability ("FJORD_DURABILITY"): Durability = Durability::Fsync;

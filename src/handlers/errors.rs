@@ -24,6 +24,7 @@ pub fn batch_error(e: &BatchError) -> ErrorCode {
         }
         BatchError::BadMagic(_) => codes::UNSUPPORTED_VERSION,
         BatchError::BadCount { .. } | BatchError::ControlBatch => codes::INVALID_RECORD,
+        BatchError::BadCodec(_) | BatchError::BadRecord { .. } => codes::CORRUPT_MESSAGE,
     }
 }
 

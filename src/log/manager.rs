@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::checkpoint;
 use super::config::{self, ConfigValueError, LogConfig};
 use super::partition::{dir_name, read_log_start, sync_dir, Partition};
-use super::segment::{OpenOpts, Segment};
+use super::segment::{OpenOpts, Opened, Segment};
 use super::topic::{Topic, TopicMeta};
 use crate::config::Settings;
 
@@ -486,10 +486,20 @@ fn open_partition(
     let last = bases.len() - 1;
     let mut i = 0;
     while i < bases.len() {
-        let base = bases[i];
+        let Some(&base) = bases.get(i) else { break };
         let active = i == last;
-        if i < first_scan {
-            let seg = Segment::open(opts(base), active)?;
+        let trusted = if i < first_scan {
+            match Segment::open(opts(base), active)? {
+                Opened::Ready(seg) => Some(seg),
+                Opened::NeedsScan(_) => {
+                    tracing::warn!(partition = %pdir.display(), base, "segment tail does not check out; scanning it");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(seg) = trusted {
             if let Some(next_base) = bases.get(i + 1) {
                 seg.set_next_offset(*next_base);
             }

@@ -59,7 +59,15 @@ pub struct ScanResult {
     pub batches: u64,
 }
 
+/// What `Segment::open` found.
+pub enum Opened {
+    Ready(Segment),
+    /// The tail does not check out: scan it with `Segment::recover`.
+    NeedsScan(OpenOpts),
+}
+
 /// Options for opening a segment.
+#[derive(Clone)]
 pub struct OpenOpts {
     pub dir: PathBuf,
     pub base_offset: i64,
@@ -106,35 +114,52 @@ impl Segment {
     }
 
     /// Opens an existing segment file that is trusted (clean shutdown, or
-    /// below the recovery point). `next_offset` is found from the last index
-    /// entry onwards, so this reads at most one index interval of the log.
-    pub fn open(o: OpenOpts, active: bool) -> std::io::Result<Self> {
+    /// below the recovery point). For the active segment, the batches after
+    /// its last index entry are walked with their CRCs checked to find
+    /// `next_offset`: at most one index interval of reading. If that walk
+    /// does not end exactly at end-of-file (bytes were damaged or appended
+    /// while the broker was stopped), the caller must `recover` it instead.
+    pub fn open(o: OpenOpts, active: bool) -> std::io::Result<Opened> {
         let path = log_path(&o.dir, o.base_offset);
         let file = OpenOptions::new().read(true).write(true).open(&path)?;
         let len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
-        let map = Map::new(&file, if active { o.capacity.max(len) } else { len })?;
-        let base = o.base_offset;
-        let seg = Self::assemble(o, file, map, len, None);
-        if active {
-            let mut idx = Indexes::load(&seg.dir, base)?;
-            let start = idx.offsets.last().map_or(0, |e| e.position as usize);
-            let mut end = seg.base_offset;
-            let mut pos = start.min(len);
-            while let Some(h) = seg.header_at(pos, len) {
-                end = h.last_offset() + 1;
-                pos += h.total_len().unwrap_or(len);
-            }
-            seg.next_offset.store(end, Ordering::Release);
-            if let Some(t) = idx.max_timestamp() {
-                seg.max_timestamp.store(t.max_timestamp, Ordering::Release);
-                seg.max_timestamp_offset
-                    .store(base + i64::from(t.relative_offset), Ordering::Release);
-            }
-            // Keep appending to the existing index files.
-            idx.persist(&seg.dir, base)?;
-            *lock(&seg.indexes) = Some(idx);
+        if !active {
+            let map = Map::new(&file, len)?;
+            return Ok(Opened::Ready(Self::assemble(o, file, map, len, None)));
         }
-        Ok(seg)
+        let base = o.base_offset;
+        let mut idx = Indexes::load(&o.dir, base)?;
+        let map = Map::new(&file, o.capacity.max(len))?;
+        let retry = o.clone();
+        let seg = Self::assemble(o, file, map, len, None);
+        let start = idx.offsets.last().map_or(0, |e| e.position as usize);
+        let mut end = None;
+        let mut pos = start;
+        while pos < len {
+            let Some(rest) = seg.map.get(pos, len) else {
+                break;
+            };
+            let Ok(span) = batch::check_batch(rest) else {
+                break;
+            };
+            end = Some(span.header.last_offset() + 1);
+            pos += span.len;
+        }
+        let walked_to_eof = pos == len && (end.is_some() || len == 0);
+        if !walked_to_eof {
+            return Ok(Opened::NeedsScan(retry));
+        }
+        seg.next_offset
+            .store(end.unwrap_or(base), Ordering::Release);
+        if let Some(t) = idx.max_timestamp() {
+            seg.max_timestamp.store(t.max_timestamp, Ordering::Release);
+            seg.max_timestamp_offset
+                .store(base + i64::from(t.relative_offset), Ordering::Release);
+        }
+        // Keep appending to the existing index files.
+        idx.persist(&seg.dir, base)?;
+        *lock(&seg.indexes) = Some(idx);
+        Ok(Opened::Ready(seg))
     }
 
     /// Opens a segment that may be damaged: checks every batch, truncates the
@@ -471,7 +496,9 @@ mod tests {
         }
         let good_len = seg.committed_len();
         drop(seg);
-        let seg = Segment::open(opts(dir.path(), 0), true).unwrap();
+        let Opened::Ready(seg) = Segment::open(opts(dir.path(), 0), true).unwrap() else {
+            panic!("a clean segment must open without a scan")
+        };
         assert_eq!(seg.next_offset(), 20);
         drop(seg);
         let mut f = OpenOptions::new()
@@ -479,6 +506,10 @@ mod tests {
             .open(log_path(dir.path(), 0))
             .unwrap();
         std::io::Write::write_all(&mut f, &[7u8; 33]).unwrap();
+        assert!(matches!(
+            Segment::open(opts(dir.path(), 0), true).unwrap(),
+            Opened::NeedsScan(_)
+        ));
         let (seg, scan) = Segment::recover(opts(dir.path(), 0), true, 0).unwrap();
         assert_eq!(scan.valid_len, good_len);
         assert_eq!(scan.next_offset, 20);

@@ -65,6 +65,10 @@ pub enum BatchError {
     BadCount { count: i32, delta: i32 },
     #[error("control batches may not be produced by clients")]
     ControlBatch,
+    #[error("unknown compression codec id {0}")]
+    BadCodec(i16),
+    #[error("malformed record {index}: {what}")]
+    BadRecord { index: i32, what: &'static str },
 }
 
 fn i16_at(b: &[u8], at: usize) -> Option<i16> {
@@ -191,6 +195,14 @@ pub fn validate_produce(records: &[u8]) -> Result<Vec<BatchSpan>, BatchError> {
         if h.is_control() {
             return Err(BatchError::ControlBatch);
         }
+        let codec = h.attributes & ATTR_COMPRESSION_MASK;
+        if codec > 4 {
+            return Err(BatchError::BadCodec(codec));
+        }
+        if codec == 0 {
+            let body = rest.get(HEADER_LEN..span.len).unwrap_or_default();
+            check_records(body, h.records_count)?;
+        }
         span.start = at;
         at += span.len;
         spans.push(span);
@@ -202,6 +214,76 @@ pub fn validate_produce(records: &[u8]) -> Result<Vec<BatchSpan>, BatchError> {
         });
     }
     Ok(spans)
+}
+
+/// Reads a zigzag varint (records use them for lengths and deltas).
+fn varint(b: &[u8], pos: &mut usize) -> Option<i64> {
+    let mut raw: u64 = 0;
+    for shift in (0..70).step_by(7) {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        raw |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            let v = (raw >> 1) as i64 ^ -((raw & 1) as i64);
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Skips a varint-length-prefixed field (-1 means null).
+fn skip_field(b: &[u8], pos: &mut usize) -> Option<()> {
+    let len = varint(b, pos)?;
+    if len < -1 {
+        return None;
+    }
+    let len = usize::try_from(len.max(0)).ok()?;
+    let end = pos.checked_add(len)?;
+    (end <= b.len()).then(|| *pos = end)
+}
+
+/// Walks the records of an uncompressed batch without copying them: every
+/// length must fit, offset deltas must run 0..count, and the records must
+/// fill the batch exactly. Consumers cannot decode a batch that fails this,
+/// so storing it would stall every reader of the partition.
+pub fn check_records(body: &[u8], count: i32) -> Result<(), BatchError> {
+    let mut pos = 0usize;
+    for index in 0..count {
+        let bad = |what| BatchError::BadRecord { index, what };
+        let len = varint(body, &mut pos).ok_or(bad("length"))?;
+        let len = usize::try_from(len).map_err(|_| bad("negative length"))?;
+        let end = pos
+            .checked_add(len)
+            .filter(|e| *e <= body.len())
+            .ok_or(bad("length past the batch"))?;
+        let rec = body.get(pos..end).ok_or(bad("length past the batch"))?;
+        let mut p = 1usize; // attributes
+        varint(rec, &mut p).ok_or(bad("timestamp delta"))?;
+        if varint(rec, &mut p) != Some(i64::from(index)) {
+            return Err(bad("offset delta out of sequence"));
+        }
+        skip_field(rec, &mut p).ok_or(bad("key"))?;
+        skip_field(rec, &mut p).ok_or(bad("value"))?;
+        let headers = varint(rec, &mut p).ok_or(bad("header count"))?;
+        if headers < 0 {
+            return Err(bad("negative header count"));
+        }
+        for _ in 0..headers {
+            skip_field(rec, &mut p).ok_or(bad("header key"))?;
+            skip_field(rec, &mut p).ok_or(bad("header value"))?;
+        }
+        if p != rec.len() {
+            return Err(bad("bytes left over"));
+        }
+        pos = end;
+    }
+    if pos != body.len() {
+        return Err(BatchError::BadRecord {
+            index: count,
+            what: "bytes after the last record",
+        });
+    }
+    Ok(())
 }
 
 /// Rewrites the fields the broker owns (outside the CRC) in a batch header.
@@ -372,6 +454,39 @@ mod tests {
             validate_produce(&[]),
             Err(BatchError::Truncated { .. })
         ));
+    }
+
+    #[test]
+    fn record_framing_is_checked() {
+        let recs = [
+            build::Rec {
+                key: Some(b"k"),
+                value: Some(b"v"),
+                timestamp_delta: 0,
+            },
+            build::Rec {
+                key: None,
+                value: None,
+                timestamp_delta: 1,
+            },
+        ];
+        let good = build::batch(5, &recs);
+        assert!(validate_produce(&good).is_ok());
+        // Corrupt the first record's length and re-seal the CRC: framing must catch it.
+        let mut bad = good.clone();
+        bad[HEADER_LEN] = 0x7e;
+        let crc = crc32c::crc32c(&bad[CRC_START..]);
+        bad[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate_produce(&bad),
+            Err(BatchError::BadRecord { .. })
+        ));
+        // An unknown codec id.
+        let mut codec = good.clone();
+        codec[22] |= 7;
+        let crc = crc32c::crc32c(&codec[CRC_START..]);
+        codec[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(validate_produce(&codec), Err(BatchError::BadCodec(7)));
     }
 
     #[test]
