@@ -66,7 +66,7 @@ pub fn handle(b: &Broker, req: ProduceRequest) -> Produced {
                                 r.log_append_time_ms = a.log_append_time_ms;
                                 r.log_start_offset = a.log_start_offset;
                                 if acks == -1 && b.settings.durability == Durability::Fsync {
-                                    to_sync.push(a.file);
+                                    to_sync.extend(a.files);
                                     pending.push((ti, tr.partition_responses.len()));
                                 }
                                 r

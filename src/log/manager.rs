@@ -392,13 +392,7 @@ impl LogManager {
         let mut points = checkpoint::Points::new();
         for t in self.topics() {
             for p in t.partitions().iter() {
-                let (_, end, files) = p.flush_point();
-                for f in files.iter().rev().take(2) {
-                    // The active segment and the one sealed most recently are
-                    // the only ones that can hold unsynced bytes between rounds.
-                    f.sync_data()?;
-                }
-                points.insert((t.name.clone(), p.index), end);
+                points.insert((t.name.clone(), p.index), p.sync_to_disk()?);
             }
         }
         checkpoint::write(&self.dir, &points)
@@ -418,13 +412,6 @@ impl LogManager {
 
     /// Graceful stop: sync everything, checkpoint, write the clean marker.
     pub fn shutdown(&self) -> std::io::Result<()> {
-        for t in self.topics() {
-            for p in t.partitions().iter() {
-                for f in p.flush_point().2 {
-                    f.sync_data()?;
-                }
-            }
-        }
         self.checkpoint()?;
         std::fs::File::create(self.dir.join(CLEAN_MARKER))?.sync_all()?;
         sync_dir(&self.dir)

@@ -50,8 +50,9 @@ pub struct Appended {
     pub log_append_time_ms: i64,
     pub last_offset: i64,
     pub log_start_offset: i64,
-    /// The file written, for acks=all syncing.
-    pub file: Arc<File>,
+    /// Every segment file written (more than one if the append rolled), for
+    /// acks=all syncing.
+    pub files: Vec<Arc<File>>,
 }
 
 /// What a read found.
@@ -152,6 +153,7 @@ impl Partition {
         let epoch = self.leader_epoch();
         let mut st = lock(&self.state);
         let base = st.next_offset;
+        let mut files: Vec<Arc<File>> = Vec::with_capacity(1);
         for span in &spans {
             let bytes = records
                 .get(span.start..span.start + span.len)
@@ -167,13 +169,13 @@ impl Partition {
             } else {
                 self.append_one(&mut st, bytes, span, cfg, now_ms, epoch)?;
             }
+            if let Some(f) = st.segments.last().map(|s| s.file()) {
+                if !files.iter().any(|x| Arc::ptr_eq(x, f)) {
+                    files.push(f.clone());
+                }
+            }
         }
         let last = st.next_offset - 1;
-        let file = st
-            .segments
-            .last()
-            .map(|s| s.file().clone())
-            .ok_or_else(|| LogError::Invalid("no segment".into()))?;
         let next = st.next_offset;
         drop(st);
         self.hw.send_replace(next);
@@ -182,7 +184,7 @@ impl Partition {
             log_append_time_ms: if cfg.log_append_time { now_ms } else { -1 },
             last_offset: last,
             log_start_offset: self.log_start_offset(),
-            file,
+            files,
         })
     }
 
@@ -422,15 +424,19 @@ impl Partition {
         cut
     }
 
-    /// The active segment's file and the offset it holds up to, for checkpoints.
-    pub fn flush_point(&self) -> (Option<Arc<File>>, i64, Vec<Arc<File>>) {
-        let st = lock(&self.state);
-        let all = st.segments.iter().map(|s| s.file().clone()).collect();
-        (
-            st.segments.last().map(|s| s.file().clone()),
-            st.next_offset,
-            all,
-        )
+    /// Syncs every segment that may hold unsynced bytes and returns the
+    /// offset below which the partition is now on disk (its recovery point).
+    /// Blocking: call from a blocking thread.
+    pub fn sync_to_disk(&self) -> std::io::Result<i64> {
+        let (segs, end) = {
+            let st = lock(&self.state);
+            (st.segments.clone(), st.next_offset)
+        };
+        let last = segs.len().saturating_sub(1);
+        for (i, seg) in segs.iter().enumerate() {
+            seg.sync(i < last)?;
+        }
+        Ok(end)
     }
 }
 

@@ -10,7 +10,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -47,6 +47,8 @@ pub struct Segment {
     pub created_ms: i64,
     indexes: Mutex<Option<Indexes>>,
     bytes_since_index: AtomicUsize,
+    /// Sealed and synced: nothing in this file can change or be lost any more.
+    durable: AtomicBool,
     index_interval_bytes: usize,
 }
 
@@ -109,6 +111,7 @@ impl Segment {
             created_ms: o.now_ms,
             indexes: Mutex::new(idx),
             bytes_since_index: AtomicUsize::new(0),
+            durable: AtomicBool::new(false),
             index_interval_bytes: o.index_interval_bytes.max(1),
         }
     }
@@ -313,6 +316,19 @@ impl Segment {
         );
         self.committed_len
             .store(pos + bytes.len(), Ordering::Release);
+        Ok(())
+    }
+
+    /// Makes every byte written so far durable. A sealed segment is synced
+    /// once and then skipped; the active one is synced every time.
+    pub fn sync(&self, sealed: bool) -> std::io::Result<()> {
+        if self.durable.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.file.sync_data()?;
+        if sealed {
+            self.durable.store(true, Ordering::Release);
+        }
         Ok(())
     }
 
