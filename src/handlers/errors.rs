@@ -14,6 +14,7 @@ pub fn log_error(e: &LogError) -> ErrorCode {
         LogError::Io(_) => codes::KAFKA_STORAGE_ERROR,
         LogError::UnknownPartition => codes::UNKNOWN_TOPIC_OR_PARTITION,
         LogError::Invalid(_) => codes::INVALID_REQUEST,
+        LogError::InvalidRecords { .. } => codes::INVALID_RECORD,
     }
 }
 

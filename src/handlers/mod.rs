@@ -250,7 +250,7 @@ async fn dispatch(
     let _ = header.client_id;
     if key == ApiKey::Produce {
         let req = Decodable::decode(body, version)?;
-        return Ok(match produce::handle(broker, req) {
+        return Ok(match produce::handle(broker, req, version) {
             produce::Produced::Silent => Outcome::Silent,
             produce::Produced::Ready(resp) => Outcome::Respond(frame(key, version, corr, &resp)?),
             produce::Produced::AwaitSync {

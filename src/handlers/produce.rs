@@ -4,13 +4,16 @@
 //! Records are never decoded here. A partition's record set is all-or-
 //! nothing: one bad batch refuses the whole set and writes nothing.
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
 
 use super::{errors, Broker};
 use crate::config::Durability;
+use crate::log::LogError;
 use crate::protocol::codes;
 
 fn partition_result(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
@@ -25,7 +28,7 @@ fn partition_result(index: i32, code: i16, message: Option<String>) -> Partition
 }
 
 /// Appends every partition's records; the response may still wait for a sync.
-pub fn handle(b: &Broker, req: ProduceRequest) -> Produced {
+pub fn handle(b: &Broker, req: ProduceRequest, version: i16) -> Produced {
     let acks = req.acks;
     let valid_acks = matches!(acks, -1..=1);
     let now = b.now_ms();
@@ -73,7 +76,26 @@ pub fn handle(b: &Broker, req: ProduceRequest) -> Produced {
                             }
                             Err(e) => {
                                 tracing::debug!(topic = %td.name.0, partition = idx, error = %e, "produce refused");
-                                partition_result(idx, errors::log_error(&e), Some(e.to_string()))
+                                let mut r = partition_result(
+                                    idx,
+                                    errors::log_error(&e),
+                                    Some(e.to_string()),
+                                );
+                                if let (LogError::InvalidRecords { indexes, .. }, true) =
+                                    (&e, version >= 8)
+                                {
+                                    r.record_errors = indexes
+                                        .iter()
+                                        .map(|i| {
+                                            let mut be = BatchIndexAndErrorMessage::default();
+                                            be.batch_index = *i;
+                                            be.batch_index_error_message = (version >= 8)
+                                                .then(|| StrBytes::from_string(e.to_string()));
+                                            be
+                                        })
+                                        .collect();
+                                }
+                                r
                             }
                         },
                     },

@@ -301,6 +301,8 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     pub index_interval_bytes: usize,
     pub log_append_time: bool,
+    /// cleanup.policy includes `compact`.
+    pub compact: bool,
 }
 
 impl LogConfig {
@@ -327,6 +329,9 @@ impl LogConfig {
                 .unwrap_or(4096)
                 .max(1),
             log_append_time: get("message.timestamp.type") == "LogAppendTime",
+            compact: get("cleanup.policy")
+                .split(',')
+                .any(|p| p.trim() == "compact"),
         }
     }
 }

@@ -33,6 +33,9 @@ pub enum LogError {
     UnknownPartition,
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// Records Kafka refuses by content; `indexes` are positions in the batch.
+    #[error("{message}")]
+    InvalidRecords { message: String, indexes: Vec<i32> },
 }
 
 pub type LogResult<T> = Result<T, LogError>;
@@ -150,6 +153,14 @@ impl Partition {
                 });
             }
         }
+        if cfg.compact {
+            for span in &spans {
+                let bytes = records
+                    .get(span.start..span.start + span.len)
+                    .unwrap_or_default();
+                self.check_keys(bytes)?;
+            }
+        }
         let epoch = self.leader_epoch();
         let mut st = lock(&self.state);
         let base = st.next_offset;
@@ -185,6 +196,36 @@ impl Partition {
             last_offset: last,
             log_start_offset: self.log_start_offset(),
             files,
+        })
+    }
+
+    /// A compacted topic keeps the latest record per key, so a record
+    /// without one is refused, as Kafka refuses it. This decodes the batch
+    /// (decompressing if needed): compacted topics pay for it, others never.
+    fn check_keys(&self, batch: &[u8]) -> LogResult<()> {
+        let mut buf = batch;
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).map_err(|e| {
+            LogError::InvalidRecords {
+                message: format!("undecodable batch: {e}"),
+                indexes: Vec::new(),
+            }
+        })?;
+        let indexes: Vec<i32> = set
+            .records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.key.is_none())
+            .map(|(i, _)| i32::try_from(i).unwrap_or(i32::MAX))
+            .collect();
+        if indexes.is_empty() {
+            return Ok(());
+        }
+        Err(LogError::InvalidRecords {
+            message: format!(
+                "Compacted topic cannot accept message without key in topic partition {}-{}.",
+                self.topic, self.index
+            ),
+            indexes,
         })
     }
 

@@ -303,3 +303,46 @@ fn log_append_time_topics_stamp_the_broker_clock() {
         );
     });
 }
+
+#[test]
+fn compacted_topics_refuse_records_without_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    rt().block_on(async {
+        let log = LogManager::open(s.clone(), 0).unwrap();
+        let mut cfg = BTreeMap::new();
+        cfg.insert("cleanup.policy".to_string(), "compact,delete".to_string());
+        let t = log.create_topic("cmp", 1, cfg, false, 0).await.unwrap();
+        let p = t.partition(0).unwrap();
+        let keyed = build::Rec {
+            key: Some(b"k"),
+            value: Some(b"v"),
+            timestamp_delta: 0,
+        };
+        let bare = build::Rec {
+            key: None,
+            value: Some(b"v"),
+            timestamp_delta: 0,
+        };
+        let err = p
+            .append(&build::batch(1, &[keyed, bare]), &t.config(), 0)
+            .unwrap_err();
+        match err {
+            super::LogError::InvalidRecords { indexes, .. } => assert_eq!(indexes, vec![1]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            p.high_watermark(),
+            0,
+            "nothing from the refused batch is written"
+        );
+        let keyed = build::Rec {
+            key: Some(b"k"),
+            value: Some(b"v"),
+            timestamp_delta: 0,
+        };
+        p.append(&build::batch(1, &[keyed]), &t.config(), 0)
+            .unwrap();
+        assert_eq!(p.high_watermark(), 1);
+    });
+}
