@@ -56,22 +56,7 @@ def _time_bound():
 # Log-file parsing (Kafka v2 record batches)
 # --------------------------------------------------------------------------
 
-_CRC_TABLE = []
-for _i in range(256):
-    _c = _i
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-    _CRC_TABLE.append(_c)
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c = _CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
-assert crc32c(b"123456789") == 0xE3069283
+from wire import crc32c  # noqa: E402
 
 BATCH_HEADER = 61  # bytes up to and including the records count
 

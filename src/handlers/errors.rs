@@ -12,7 +12,6 @@ pub fn log_error(e: &LogError) -> ErrorCode {
         LogError::Corrupt(b) => batch_error(b),
         LogError::TooLarge { .. } => codes::MESSAGE_TOO_LARGE,
         LogError::Io(_) => codes::KAFKA_STORAGE_ERROR,
-        LogError::UnknownPartition => codes::UNKNOWN_TOPIC_OR_PARTITION,
         LogError::Invalid(_) => codes::INVALID_REQUEST,
         LogError::InvalidRecords { .. } => codes::INVALID_RECORD,
     }

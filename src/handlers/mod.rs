@@ -246,8 +246,8 @@ async fn dispatch(
     corr: i32,
     body: &mut Bytes,
 ) -> anyhow::Result<Outcome> {
-    let header = RequestHeader::decode(body, key.request_header_version(version))?;
-    let _ = header.client_id;
+    // Decoded to validate it and move past it; nothing uses client_id yet.
+    RequestHeader::decode(body, key.request_header_version(version))?;
     if key == ApiKey::Produce {
         let req = Decodable::decode(body, version)?;
         return Ok(match produce::handle(broker, req, version) {

@@ -29,8 +29,6 @@ pub enum LogError {
     TooLarge { size: usize, max: usize },
     #[error("storage error: {0}")]
     Io(#[from] std::io::Error),
-    #[error("unknown topic or partition")]
-    UnknownPartition,
     #[error("invalid request: {0}")]
     Invalid(String),
     /// Records Kafka refuses by content; `indexes` are positions in the batch.

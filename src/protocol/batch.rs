@@ -130,10 +130,6 @@ impl BatchHeader {
     pub fn is_control(&self) -> bool {
         self.attributes & ATTR_CONTROL != 0
     }
-
-    pub fn is_transactional(&self) -> bool {
-        self.attributes & ATTR_TRANSACTIONAL != 0
-    }
 }
 
 /// One batch found in a buffer: its header and where it lies.
