@@ -5,13 +5,15 @@
 #   bash compat-tests/run-all.sh
 #
 # Stages: lints (fmt, clippy), unit + integration tests (cargo test, which
-# also runs each criterion benchmark once and the decode-path fuzz corpus),
+# also runs each criterion benchmark once and a seeded fuzz test), cargo-fuzz
+# on the request path for a bounded time,
 # real-client compatibility tests (confluent-kafka / librdkafka 2.16, kcat /
 # librdkafka 2.0.2, kafka-python) against real fjord processes, and
 # librdkafka's own regression suite (allowlisted tests).
 #
 # Environment: SKIP_LIBRDKAFKA=1 skips the regression suite (it builds
-# librdkafka from source the first time, ~5 minutes on 2 cores).
+# librdkafka from source the first time, ~2 minutes on 2 cores);
+# FUZZ_SECONDS (default 60) bounds the cargo-fuzz run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -45,6 +47,20 @@ stage "unit and integration tests"
 cargo build --workspace --all-targets -q
 cargo test --workspace --all-targets -q 2>&1 | tail -n 200
 
+stage "fuzz: cargo-fuzz on the request path, 60 s"
+# cargo-fuzz wants nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain
+# accept them. A crash fails the run and leaves its input under
+# compat-tests/fuzz/artifacts/.
+command -v cargo-fuzz >/dev/null || cargo install -q --locked cargo-fuzz
+mkdir -p compat-tests/.work
+set +e
+RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir compat-tests/fuzz request -- \
+  -max_total_time="${FUZZ_SECONDS:-60}" >compat-tests/.work/fuzz.log 2>&1
+fuzz_rc=$?
+set -e
+grep -E "^Done [0-9]+ runs" compat-tests/.work/fuzz.log || true
+[ $fuzz_rc -eq 0 ] || tail -n 60 compat-tests/.work/fuzz.log
+
 stage "real-client compatibility tests"
 export FJORD_BIN="$ROOT/target/debug/fjord"
 set +e
@@ -62,8 +78,8 @@ if [ "${SKIP_LIBRDKAFKA:-0}" != 1 ]; then
 fi
 
 stage "done"
-if [ $py_rc -ne 0 ] || [ $lib_rc -ne 0 ]; then
-  echo "FAILED: pytest exit $py_rc, librdkafka suite exit $lib_rc"
+if [ $fuzz_rc -ne 0 ] || [ $py_rc -ne 0 ] || [ $lib_rc -ne 0 ]; then
+  echo "FAILED: cargo-fuzz exit $fuzz_rc, pytest exit $py_rc, librdkafka suite exit $lib_rc"
   exit 1
 fi
 echo "all stages passed"
