@@ -15,13 +15,17 @@
 //! segment with base 100. A time entry records the largest timestamp seen so
 //! far and the batch where it was reached, only when it grew.
 //!
-//! Entries are kept in memory as sorted vectors (8 bytes per ~4 KiB of log,
-//! 0.2 %); sealed segments load theirs lazily on first lookup, so start-up
-//! does not read them.
+//! The active segment keeps its entries in sorted vectors (8 bytes per
+//! ~4 KiB of log, 0.2 %) and appends each new one to its file. A sealed
+//! segment's index files are memory-mapped on first lookup and searched in
+//! place, so start-up reads none of them and a replay of old data leaves
+//! them to the page cache rather than the heap.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+
+use super::mmap::Map;
 
 /// One offset index entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,13 +41,61 @@ pub struct TimeEntry {
     pub relative_offset: u32,
 }
 
-/// Both indexes of a segment, in memory, with their files.
-#[derive(Debug, Default)]
+/// Both indexes of a segment: in memory (active) or mapped (sealed).
+#[derive(Default)]
 pub struct Indexes {
     pub offsets: Vec<OffsetEntry>,
     pub times: Vec<TimeEntry>,
     offset_file: Option<File>,
     time_file: Option<File>,
+    /// Sealed segments: the index files, mapped read-only.
+    mapped: Option<(Map, Map)>,
+}
+
+const OFFSET_ENTRY: usize = 8;
+const TIME_ENTRY: usize = 12;
+
+fn offset_entry(m: &Map, i: usize) -> Option<OffsetEntry> {
+    let b = m.get(i * OFFSET_ENTRY, (i + 1) * OFFSET_ENTRY)?;
+    Some(OffsetEntry {
+        relative_offset: u32::from_be_bytes(b.get(0..4)?.try_into().ok()?),
+        position: u32::from_be_bytes(b.get(4..8)?.try_into().ok()?),
+    })
+}
+
+fn time_entry(m: &Map, i: usize) -> Option<TimeEntry> {
+    let b = m.get(i * TIME_ENTRY, (i + 1) * TIME_ENTRY)?;
+    Some(TimeEntry {
+        max_timestamp: i64::from_be_bytes(b.get(0..8)?.try_into().ok()?),
+        relative_offset: u32::from_be_bytes(b.get(8..12)?.try_into().ok()?),
+    })
+}
+
+/// First index in 0..n for which `pred` is false (entries are sorted).
+fn partition_point(n: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+fn map_file(path: &Path) -> std::io::Result<Map> {
+    match File::open(path) {
+        Ok(f) => {
+            let len = usize::try_from(f.metadata()?.len()).unwrap_or(0);
+            Map::new(&f, len)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Map::new(&File::open("/dev/null")?, 0)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 pub fn offset_index_path(dir: &Path, base: i64) -> PathBuf {
@@ -67,7 +119,18 @@ fn read_all(path: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 impl Indexes {
-    /// Loads both files; a torn trailing partial entry is ignored.
+    /// Maps both files of a sealed segment for in-place lookups. A torn
+    /// trailing partial entry is ignored (lookups count whole entries only).
+    pub fn load_mapped(dir: &Path, base: i64) -> std::io::Result<Self> {
+        let offsets = map_file(&offset_index_path(dir, base))?;
+        let times = map_file(&time_index_path(dir, base))?;
+        Ok(Self {
+            mapped: Some((offsets, times)),
+            ..Self::default()
+        })
+    }
+
+    /// Loads both files into memory; a torn trailing partial entry is ignored.
     pub fn load(dir: &Path, base: i64) -> std::io::Result<Self> {
         let raw = read_all(&offset_index_path(dir, base))?;
         let offsets = raw
@@ -94,6 +157,7 @@ impl Indexes {
             times,
             offset_file: None,
             time_file: None,
+            mapped: None,
         })
     }
 
@@ -111,6 +175,7 @@ impl Indexes {
             times: Vec::new(),
             offset_file: Some(open(offset_index_path(dir, base))?),
             time_file: Some(open(time_index_path(dir, base))?),
+            mapped: None,
         })
     }
 
@@ -143,12 +208,6 @@ impl Indexes {
         Ok(())
     }
 
-    /// Stops appending (the segment was sealed).
-    pub fn seal(&mut self) {
-        self.offset_file = None;
-        self.time_file = None;
-    }
-
     pub fn push_offset(&mut self, e: OffsetEntry) -> std::io::Result<()> {
         if let Some(f) = self.offset_file.as_mut() {
             let mut b = [0u8; 8];
@@ -173,27 +232,50 @@ impl Indexes {
 
     /// Position of the last indexed batch starting at or before `relative`.
     pub fn position_for(&self, relative: u32) -> u32 {
-        let i = self
-            .offsets
-            .partition_point(|e| e.relative_offset <= relative);
-        i.checked_sub(1)
-            .and_then(|i| self.offsets.get(i))
-            .map_or(0, |e| e.position)
+        let found = match &self.mapped {
+            Some((m, _)) => {
+                let i = partition_point(m.len() / OFFSET_ENTRY, |i| {
+                    offset_entry(m, i).is_some_and(|e| e.relative_offset <= relative)
+                });
+                i.checked_sub(1).and_then(|i| offset_entry(m, i))
+            }
+            None => {
+                let i = self
+                    .offsets
+                    .partition_point(|e| e.relative_offset <= relative);
+                i.checked_sub(1).and_then(|i| self.offsets.get(i).copied())
+            }
+        };
+        found.map_or(0, |e| e.position)
     }
 
     /// A relative offset from which scanning finds the first batch whose max
     /// timestamp is at least `ts`: the batch that reached the last recorded
     /// maximum below `ts` can be skipped, and so can all before it.
     pub fn scan_start_for_time(&self, ts: i64) -> u32 {
-        let i = self.times.partition_point(|e| e.max_timestamp < ts);
-        i.checked_sub(1)
-            .and_then(|i| self.times.get(i))
-            .map_or(0, |e| e.relative_offset)
+        let found = match &self.mapped {
+            Some((_, m)) => {
+                let i = partition_point(m.len() / TIME_ENTRY, |i| {
+                    time_entry(m, i).is_some_and(|e| e.max_timestamp < ts)
+                });
+                i.checked_sub(1).and_then(|i| time_entry(m, i))
+            }
+            None => {
+                let i = self.times.partition_point(|e| e.max_timestamp < ts);
+                i.checked_sub(1).and_then(|i| self.times.get(i).copied())
+            }
+        };
+        found.map_or(0, |e| e.relative_offset)
     }
 
     /// Largest timestamp recorded, if any.
     pub fn max_timestamp(&self) -> Option<TimeEntry> {
-        self.times.last().copied()
+        match &self.mapped {
+            Some((_, m)) => (m.len() / TIME_ENTRY)
+                .checked_sub(1)
+                .and_then(|i| time_entry(m, i)),
+            None => self.times.last().copied(),
+        }
     }
 }
 
@@ -216,6 +298,40 @@ mod tests {
         assert_eq!(ix.position_for(50), 4100);
         assert_eq!(ix.position_for(99), 4100);
         assert_eq!(ix.position_for(1000), 8200);
+    }
+
+    #[test]
+    fn mapped_lookups_match_in_memory_lookups() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ix = Indexes::create(dir.path(), 0).unwrap();
+        for i in 0..1000u32 {
+            ix.push_offset(OffsetEntry {
+                relative_offset: i * 3,
+                position: i * 4096,
+            })
+            .unwrap();
+            ix.push_time(TimeEntry {
+                max_timestamp: i64::from(i) * 10,
+                relative_offset: i * 3,
+            })
+            .unwrap();
+        }
+        let mapped = Indexes::load_mapped(dir.path(), 0).unwrap();
+        for probe in [0, 1, 2, 3, 299, 300, 2997, 5000] {
+            assert_eq!(
+                mapped.position_for(probe),
+                ix.position_for(probe),
+                "offset {probe}"
+            );
+        }
+        for ts in [0, 5, 10, 9995, 10_000, 99_999] {
+            assert_eq!(
+                mapped.scan_start_for_time(ts),
+                ix.scan_start_for_time(ts),
+                "time {ts}"
+            );
+        }
+        assert_eq!(mapped.max_timestamp(), ix.max_timestamp());
     }
 
     #[test]

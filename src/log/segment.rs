@@ -224,11 +224,10 @@ impl Segment {
             file.sync_all()?;
         }
         idx.persist(&o.dir, base)?;
-        if !active {
-            idx.seal();
-        }
+        // A sealed segment's indexes are mapped from the files on first use.
+        let idx = active.then_some(idx);
         let map = Map::new(&file, if active { o.capacity.max(pos) } else { pos })?;
-        let seg = Self::assemble(o, file, map, pos, Some(idx));
+        let seg = Self::assemble(o, file, map, pos, idx);
         seg.next_offset.store(next, Ordering::Release);
         seg.max_timestamp.store(max_ts.0, Ordering::Release);
         seg.max_timestamp_offset.store(max_ts.1, Ordering::Release);
@@ -334,9 +333,9 @@ impl Segment {
 
     /// Stops index appends; the segment is now read-only.
     pub fn seal(&self) {
-        if let Some(idx) = lock(&self.indexes).as_mut() {
-            idx.seal();
-        }
+        // Every entry is already in the index files (appended unbuffered), so
+        // the in-memory vectors can go; the next lookup maps the files.
+        *lock(&self.indexes) = None;
     }
 
     /// The header of the batch at `pos`, if a whole header lies below `end`.
@@ -350,8 +349,8 @@ impl Segment {
     fn with_indexes<R>(&self, f: impl FnOnce(&Indexes) -> R) -> R {
         let mut g = lock(&self.indexes);
         if g.is_none() {
-            // Sealed segments load their indexes on first use.
-            *g = Some(Indexes::load(&self.dir, self.base_offset).unwrap_or_default());
+            // Sealed segments map their index files on first use.
+            *g = Some(Indexes::load_mapped(&self.dir, self.base_offset).unwrap_or_default());
         }
         match g.as_ref() {
             Some(idx) => f(idx),
