@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 
 import pytest
@@ -28,3 +29,15 @@ def broker_factory(tmp_path):
     yield make
     for b in made:
         b.kill()
+
+
+@pytest.fixture
+def time_bound():
+    """Fails a test that runs past 60 s instead of letting it hang the run."""
+    def on_alarm(signum, frame):
+        raise TimeoutError("test exceeded its 60 s bound")
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)

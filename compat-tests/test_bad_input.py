@@ -29,7 +29,6 @@ Consumer that reads the records back).
 """
 import os
 import random
-import signal
 import socket
 import struct
 import time
@@ -47,15 +46,8 @@ IO_TIMEOUT_S = 5.0
 # Per-test wall-clock bound (no pytest-timeout plugin needed).
 # --------------------------------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def _time_bound():
-    def on_alarm(signum, frame):
-        raise TimeoutError("test exceeded its 60 s bound")
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(60)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+# Every test here is bounded to 60 s (conftest.time_bound).
+pytestmark = pytest.mark.usefixtures("time_bound")
 
 
 # --------------------------------------------------------------------------

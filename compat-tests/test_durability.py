@@ -31,7 +31,6 @@ offset>.log with concatenated v2 record batches.
 """
 import glob
 import os
-import signal
 import struct
 import threading
 import time
@@ -41,15 +40,8 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 
-@pytest.fixture(autouse=True)
-def _time_bound():
-    def on_alarm(signum, frame):
-        raise TimeoutError("test exceeded its 60 s bound")
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(60)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+# Every test here is bounded to 60 s (conftest.time_bound).
+pytestmark = pytest.mark.usefixtures("time_bound")
 
 
 # --------------------------------------------------------------------------
