@@ -43,3 +43,15 @@ pub fn topic_error(e: &TopicError) -> ErrorCode {
 pub fn config_error(_: &ConfigValueError) -> ErrorCode {
     codes::INVALID_CONFIG
 }
+
+/// A client's `current_leader_epoch` against ours: newer than ours means we
+/// have not caught up (UNKNOWN_LEADER_EPOCH), older means the client is
+/// stale (FENCED_LEADER_EPOCH). A negative epoch means "not known": no check.
+pub fn leader_epoch_error(requested: i32, ours: i32) -> Option<ErrorCode> {
+    match requested {
+        r if r < 0 => None,
+        r if r > ours => Some(codes::UNKNOWN_LEADER_EPOCH),
+        r if r < ours => Some(codes::FENCED_LEADER_EPOCH),
+        _ => None,
+    }
+}

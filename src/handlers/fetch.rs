@@ -29,15 +29,6 @@ struct Slot {
     target: Result<Arc<Partition>, i16>,
 }
 
-fn leader_epoch_error(requested: i32, ours: i32) -> Option<i16> {
-    match requested {
-        -1 => None,
-        r if r > ours => Some(codes::UNKNOWN_LEADER_EPOCH),
-        r if r < ours => Some(codes::FENCED_LEADER_EPOCH),
-        _ => None,
-    }
-}
-
 pub async fn handle(b: &Broker, req: FetchRequest, version: i16) -> FetchResponse {
     let mut resp = FetchResponse::default();
     let mut slots = Vec::new();
@@ -64,7 +55,7 @@ pub async fn handle(b: &Broker, req: FetchRequest, version: i16) -> FetchRespons
                 None => Err(missing),
                 Some(None) => Err(codes::UNKNOWN_TOPIC_OR_PARTITION),
                 Some(Some(p)) => {
-                    match leader_epoch_error(fp.current_leader_epoch, p.leader_epoch()) {
+                    match errors::leader_epoch_error(fp.current_leader_epoch, p.leader_epoch()) {
                         Some(code) => Err(code),
                         None => Ok(p),
                     }

@@ -10,7 +10,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::records::RecordBatchDecoder;
 
-use super::Broker;
+use super::{errors, Broker};
 use crate::log::Partition;
 use crate::protocol::codes;
 
@@ -59,10 +59,8 @@ pub async fn handle(b: &Broker, req: ListOffsetsRequest, version: i16) -> ListOf
                 None => r.error_code = codes::UNKNOWN_TOPIC_OR_PARTITION,
                 Some(p) => {
                     let epoch = p.leader_epoch();
-                    if rp.current_leader_epoch > epoch {
-                        r.error_code = codes::UNKNOWN_LEADER_EPOCH;
-                    } else if rp.current_leader_epoch >= 0 && rp.current_leader_epoch < epoch {
-                        r.error_code = codes::FENCED_LEADER_EPOCH;
+                    if let Some(code) = errors::leader_epoch_error(rp.current_leader_epoch, epoch) {
+                        r.error_code = code;
                     } else {
                         if version >= 4 {
                             r.leader_epoch = epoch;

@@ -140,10 +140,8 @@ pub async fn offset_for_leader_epoch(
                 None => r.error_code = codes::UNKNOWN_TOPIC_OR_PARTITION,
                 Some(part) => {
                     let epoch = part.leader_epoch();
-                    if p.current_leader_epoch > epoch {
-                        r.error_code = codes::UNKNOWN_LEADER_EPOCH;
-                    } else if p.current_leader_epoch >= 0 && p.current_leader_epoch < epoch {
-                        r.error_code = codes::FENCED_LEADER_EPOCH;
+                    if let Some(code) = errors::leader_epoch_error(p.current_leader_epoch, epoch) {
+                        r.error_code = code;
                     } else if p.leader_epoch >= epoch {
                         r.leader_epoch = epoch;
                         r.end_offset = part.high_watermark();
