@@ -97,6 +97,20 @@ settings! {
     idle_timeout_ms ("FJORD_IDLE_TIMEOUT_MS"): u64 = 600_000;
     /// Longest time a graceful shutdown waits for in-flight requests [30000].
     shutdown_timeout_ms ("FJORD_SHUTDOWN_TIMEOUT_MS"): u64 = 30_000;
+    /// How long a group starting from empty waits for more members before its first rebalance (group.initial.rebalance.delay.ms) [3000].
+    group_initial_rebalance_delay_ms ("FJORD_GROUP_INITIAL_REBALANCE_DELAY_MS"): u64 = 3_000;
+    /// Smallest session timeout a group member may ask for (group.min.session.timeout.ms) [6000].
+    group_min_session_timeout_ms ("FJORD_GROUP_MIN_SESSION_TIMEOUT_MS"): i32 = 6_000;
+    /// Largest session timeout a group member may ask for (group.max.session.timeout.ms) [1800000].
+    group_max_session_timeout_ms ("FJORD_GROUP_MAX_SESSION_TIMEOUT_MS"): i32 = 1_800_000;
+    /// Most members in one group (group.max.size) [10000].
+    group_max_size ("FJORD_GROUP_MAX_SIZE"): usize = 10_000;
+    /// Committed offsets of an empty group expire after this long (offsets.retention.minutes) [10080].
+    offsets_retention_minutes ("FJORD_OFFSETS_RETENTION_MINUTES"): u64 = 10_080;
+    /// How often expired offsets are removed (offsets.retention.check.interval.ms) [600000].
+    offsets_retention_check_interval_ms ("FJORD_OFFSETS_RETENTION_CHECK_INTERVAL_MS"): u64 = 600_000;
+    /// Longest metadata string of a committed offset (offset.metadata.max.bytes) [4096].
+    offset_metadata_max_bytes ("FJORD_OFFSET_METADATA_MAX_BYTES"): usize = 4_096;
 }
 
 /// A configuration problem, naming the key.
@@ -149,6 +163,23 @@ impl Settings {
         }
         if self.node_id < 0 {
             return Err(bad("node_id", "must not be negative"));
+        }
+        if self.group_min_session_timeout_ms < 1
+            || self.group_max_session_timeout_ms < self.group_min_session_timeout_ms
+        {
+            return Err(bad(
+                "group_max_session_timeout_ms",
+                "session timeout bounds must satisfy 1 <= min <= max",
+            ));
+        }
+        if self.group_max_size < 1 {
+            return Err(bad("group_max_size", "must be at least 1"));
+        }
+        if self.offsets_retention_check_interval_ms < 1 {
+            return Err(bad(
+                "offsets_retention_check_interval_ms",
+                "must be at least 1",
+            ));
         }
         if !(1..=10_000).contains(&self.num_partitions) {
             return Err(bad("num_partitions", "must be between 1 and 10000"));

@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod coordinator;
 pub mod handlers;
 pub mod log;
 pub mod protocol;

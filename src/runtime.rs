@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
+use crate::coordinator::runtime::GroupRuntime;
 use crate::handlers::Broker;
 use crate::log::sync::Syncer;
 use crate::log::LogManager;
@@ -59,11 +60,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         "log opened"
     );
     let (host, port) = settings.advertised()?;
+    let syncer = Syncer::start();
+    let groups =
+        Arc::new(GroupRuntime::open(log.clone(), &settings, syncer.clone(), clock.now_ms()).await?);
     let broker = Arc::new(Broker {
         log: log.clone(),
         settings: settings.clone(),
         clock: clock.clone(),
-        syncer: Syncer::start(),
+        syncer,
+        groups: groups.clone(),
         cluster_id: cluster_id(&settings.data_dir)?,
         advertised_host: host,
         advertised_port: i32::from(port),
@@ -79,6 +84,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         live.clone(),
     ));
     let duties = vec![
+        tokio::spawn(group_timers(groups, clock.clone(), stop_rx.clone())),
         tokio::spawn(every(
             settings.recovery_checkpoint_interval_ms,
             stop_rx.clone(),
@@ -116,6 +122,27 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         duties,
     })
 }
+
+/// Runs the group coordinator's timers until stopped, then releases every
+/// waiting JoinGroup and SyncGroup.
+async fn group_timers(
+    groups: Arc<GroupRuntime>,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(GROUP_TICK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = crate::server::stopped(&mut stop) => break,
+            _ = tick.tick() => groups.tick(clock.now_ms()),
+        }
+    }
+    groups.close();
+}
+
+/// Resolution of group timers (sessions, rebalance deadlines).
+const GROUP_TICK_MS: u64 = 50;
 
 /// Runs `f` on a blocking thread every `interval_ms` until stopped.
 async fn every(

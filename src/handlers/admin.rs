@@ -146,6 +146,14 @@ pub async fn delete_topics(
                     codes::UNKNOWN_TOPIC_OR_PARTITION
                 };
             }
+            Some(t) if t.name == crate::coordinator::OFFSETS_TOPIC => {
+                r.name = Some(TopicName(StrBytes::from_string(t.name.clone())));
+                r.topic_id = t.id;
+                r.error_code = codes::INVALID_TOPIC_EXCEPTION;
+                r.error_message = Some(StrBytes::from_static_str(
+                    "internal topics cannot be deleted",
+                ));
+            }
             Some(t) => {
                 r.name = Some(TopicName(StrBytes::from_string(t.name.clone())));
                 r.topic_id = t.id;

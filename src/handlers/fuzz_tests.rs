@@ -142,7 +142,7 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Bytes {
 }
 
 async fn serve_one(broker: &super::Broker, frame: Bytes) -> Option<Outcome> {
-    tokio::time::timeout(Duration::from_millis(200), handle(broker, frame))
+    tokio::time::timeout(Duration::from_millis(200), handle(broker, "/127.0.0.1", frame))
         .await
         .ok()
 }
@@ -209,7 +209,7 @@ async fn huge_array_counts_close_without_allocating() {
     frame.put_i32(1);
     frame.put_i16(-1); // null client id
     frame.put_i32(i32::MAX); // topics: 2^31-1 claimed, none present
-    let out = handle(&running.broker, frame.freeze()).await;
+    let out = handle(&running.broker, "/127.0.0.1", frame.freeze()).await;
     assert!(matches!(out, Outcome::Close(None)), "{out:?}");
     // Compact array (Metadata v12): varint 0xffffffff.
     let mut frame = BytesMut::new();
@@ -219,7 +219,7 @@ async fn huge_array_counts_close_without_allocating() {
     frame.put_i16(-1);
     frame.put_u8(0); // header tagged fields
     frame.put_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
-    let out = handle(&running.broker, frame.freeze()).await;
+    let out = handle(&running.broker, "/127.0.0.1", frame.freeze()).await;
     assert!(matches!(out, Outcome::Close(None)), "{out:?}");
     running.shutdown().await.unwrap();
 }

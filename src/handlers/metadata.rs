@@ -1,18 +1,16 @@
-//! Metadata, DescribeCluster, DescribeTopicPartitions and FindCoordinator:
+//! Metadata, DescribeCluster and DescribeTopicPartitions:
 //! what the cluster looks like. One node leads every partition.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::describe_topic_partitions_response::{
     DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
 };
-use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{
     BrokerId, DescribeClusterRequest, DescribeClusterResponse, DescribeTopicPartitionsRequest,
-    DescribeTopicPartitionsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
-    MetadataRequest, MetadataResponse, TopicName,
+    DescribeTopicPartitionsResponse, MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
@@ -43,6 +41,7 @@ fn describe_topic(b: &Broker, t: &Topic, ops: i32) -> MetadataResponseTopic {
     mt.name = Some(TopicName(str(&t.name)));
     mt.topic_id = t.id;
     mt.topic_authorized_operations = ops;
+    mt.is_internal = t.name == crate::coordinator::OFFSETS_TOPIC;
     mt.partitions = t
         .partitions()
         .iter()
@@ -209,41 +208,6 @@ pub async fn describe_topic_partitions(
         if resp.next_cursor.is_some() {
             break;
         }
-    }
-    resp
-}
-
-/// Group and transaction coordinators arrive with the groups and
-/// transactions issues; until then every key is "not available", which
-/// clients retry, rather than a coordinator that cannot answer.
-pub async fn find_coordinator(
-    _: &Broker,
-    req: FindCoordinatorRequest,
-    version: i16,
-) -> FindCoordinatorResponse {
-    let msg = Some(str(
-        "coordinators are not implemented in this version of Fjord",
-    ));
-    let mut resp = FindCoordinatorResponse::default();
-    if version >= 4 {
-        resp.coordinators = req
-            .coordinator_keys
-            .into_iter()
-            .map(|key| {
-                let mut c = Coordinator::default();
-                c.key = key;
-                c.node_id = BrokerId(-1);
-                c.port = -1;
-                c.error_code = codes::COORDINATOR_NOT_AVAILABLE;
-                c.error_message = msg.clone();
-                c
-            })
-            .collect();
-    } else {
-        resp.error_code = codes::COORDINATOR_NOT_AVAILABLE;
-        resp.error_message = msg;
-        resp.node_id = BrokerId(-1);
-        resp.port = -1;
     }
     resp
 }

@@ -18,6 +18,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::coordinator::runtime::GroupRuntime;
 use crate::log::sync::Syncer;
 use crate::log::LogManager;
 use crate::protocol::codes;
@@ -27,10 +28,13 @@ use crate::protocol::splice::SpliceBuf;
 mod admin;
 mod api_versions;
 mod configs;
+mod coordinator;
 pub mod errors;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 mod records;
 
@@ -84,6 +88,16 @@ pub const APIS: &[Api] = &[
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeCluster, 0, 1),
     api(ApiKey::DescribeTopicPartitions, 0, 0),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::OffsetCommit, 2, 9),
+    api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::DescribeGroups, 0, 6),
+    api(ApiKey::ListGroups, 0, 5),
+    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::OffsetDelete, 0, 0),
 ];
 
 pub fn lookup(key: i16) -> Option<&'static Api> {
@@ -96,6 +110,7 @@ pub struct Broker {
     pub settings: Arc<Settings>,
     pub clock: Arc<dyn Clock>,
     pub syncer: Syncer,
+    pub groups: Arc<GroupRuntime>,
     pub cluster_id: String,
     pub advertised_host: String,
     pub advertised_port: i32,
@@ -109,6 +124,14 @@ impl Broker {
     pub fn node_id(&self) -> i32 {
         self.settings.node_id
     }
+}
+
+/// Who sent a request: the client's id and address, as group members
+/// report them (Kafka's `client.id` and `/host`).
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    pub client_id: String,
+    pub host: String,
 }
 
 /// What the connection does with a request.
@@ -205,7 +228,7 @@ macro_rules! route {
 }
 
 /// Handles one request frame (without its length prefix).
-pub async fn handle(broker: &Broker, mut body: Bytes) -> Outcome {
+pub async fn handle(broker: &Broker, host: &str, mut body: Bytes) -> Outcome {
     let Ok(prefix) = header_prefix(&body) else {
         return Outcome::Close(None);
     };
@@ -230,7 +253,7 @@ pub async fn handle(broker: &Broker, mut body: Bytes) -> Outcome {
         tracing::debug!(?key, version, "unsupported version");
         return Outcome::Close(Some(unsupported_version(corr)));
     }
-    match dispatch(broker, key, version, corr, &mut body).await {
+    match dispatch(broker, host, key, version, corr, &mut body).await {
         Ok(o) => o,
         Err(e) => {
             tracing::debug!(?key, version, error = %e, "malformed request; closing");
@@ -241,13 +264,32 @@ pub async fn handle(broker: &Broker, mut body: Bytes) -> Outcome {
 
 async fn dispatch(
     broker: &Broker,
+    host: &str,
     key: ApiKey,
     version: i16,
     corr: i32,
     body: &mut Bytes,
 ) -> anyhow::Result<Outcome> {
-    // Decoded to validate it and move past it; nothing uses client_id yet.
-    RequestHeader::decode(body, key.request_header_version(version))?;
+    let header = RequestHeader::decode(body, key.request_header_version(version))?;
+    if key == ApiKey::JoinGroup {
+        let peer = Peer {
+            client_id: header
+                .client_id
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            host: host.to_string(),
+        };
+        let req = Decodable::decode(body, version)?;
+        let resp = groups::join(broker, req, version, &peer).await;
+        return Ok(match frame(key, version, corr, &resp) {
+            Ok(b) => Outcome::Respond(b),
+            Err(e) => {
+                tracing::error!(?key, version, error = %e, "cannot encode response");
+                Outcome::Close(None)
+            }
+        });
+    }
     if key == ApiKey::Produce {
         let req = Decodable::decode(body, version)?;
         return Ok(match produce::handle(broker, req, version) {
@@ -289,7 +331,16 @@ async fn dispatch(
         AlterConfigs => configs::alter,
         IncrementalAlterConfigs => configs::incremental_alter,
         DescribeCluster => metadata::describe_cluster,
-        FindCoordinator => metadata::find_coordinator,
+        FindCoordinator => coordinator::find_coordinator,
+        SyncGroup => groups::sync,
+        Heartbeat => groups::heartbeat,
+        LeaveGroup => groups::leave,
+        DescribeGroups => groups::describe,
+        ListGroups => groups::list,
+        DeleteGroups => groups::delete,
+        OffsetCommit => offsets::commit,
+        OffsetFetch => offsets::fetch,
+        OffsetDelete => offsets::delete,
         DescribeTopicPartitions => metadata::describe_topic_partitions,
         DeleteRecords => records::delete_records,
         DescribeLogDirs => records::describe_log_dirs,

@@ -45,6 +45,12 @@ pub fn handle(b: &Broker, req: ProduceRequest, version: i16) -> Produced {
             let idx = pd.index;
             let result = if !valid_acks {
                 partition_result(idx, codes::INVALID_REQUIRED_ACKS, None)
+            } else if td.name.as_str() == crate::coordinator::OFFSETS_TOPIC {
+                partition_result(
+                    idx,
+                    codes::INVALID_TOPIC_EXCEPTION,
+                    Some("cannot append to an internal topic".into()),
+                )
             } else if req.transactional_id.is_some() {
                 partition_result(
                     idx,

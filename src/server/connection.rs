@@ -32,10 +32,15 @@ use crate::protocol::frame::check_frame_len;
 const READ_CHUNK: usize = 1 << 20;
 
 pub async fn run(broker: Arc<Broker>, stream: TcpStream, shutdown: watch::Receiver<bool>) {
+    // Kafka reports a member's host as "/address".
+    let host = stream
+        .peer_addr()
+        .map(|a| format!("/{}", a.ip()))
+        .unwrap_or_default();
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel(broker.settings.max_inflight_requests);
     let writer = tokio::spawn(write_loop(wr, rx));
-    read_loop(&broker, rd, tx, shutdown).await;
+    read_loop(&broker, &host, rd, tx, shutdown).await;
     let _ = writer.await;
 }
 
@@ -46,6 +51,7 @@ enum Next {
 
 async fn read_loop(
     broker: &Broker,
+    host: &str,
     mut rd: OwnedReadHalf,
     tx: mpsc::Sender<(Outcome, OwnedSemaphorePermit)>,
     mut shutdown: watch::Receiver<bool>,
@@ -64,7 +70,7 @@ async fn read_loop(
         let Next::Frame(body, permit) = next else {
             break;
         };
-        let outcome = handlers::handle(broker, body).await;
+        let outcome = handlers::handle(broker, host, body).await;
         let close = matches!(outcome, Outcome::Close(_));
         if tx.send((outcome, permit)).await.is_err() || close {
             break;

@@ -1,0 +1,391 @@
+//! Runs the group coordinator: one lock around the state machine, the
+//! records it returns appended to `__consumer_offsets` in the order the
+//! operations ran, and waiting requests answered only once those records
+//! are durable (fsync in fsync durability, as for `acks=all`).
+//!
+//! At start-up the partition is read from its start and every record is
+//! replayed, so groups and committed offsets survive restarts and SIGKILL.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Buf, Bytes};
+use tokio::sync::oneshot;
+
+use super::effects::{Effects, JoinResult, Reply, SyncResult};
+use super::group::{JoinRequest, SyncRequest, WaitId};
+use super::machine::{Commit, Config, GroupCoordinator};
+use super::records::Record;
+use super::OFFSETS_TOPIC;
+use crate::config::{Durability, Settings};
+use crate::log::partition::Partition;
+use crate::log::sync::Syncer;
+use crate::log::{LogError, LogManager};
+use crate::protocol::batch::{self, BatchHeader};
+use crate::protocol::codes::{self, ErrorCode};
+
+struct Inner {
+    machine: GroupCoordinator,
+    waiters: HashMap<WaitId, oneshot::Sender<Reply>>,
+}
+
+pub struct GroupRuntime {
+    inner: Mutex<Inner>,
+    next_wait: AtomicU64,
+    log: Arc<LogManager>,
+    syncer: Syncer,
+    fsync: bool,
+    handle: tokio::runtime::Handle,
+}
+
+/// Replies to send once a write is durable.
+struct Delivery {
+    sends: Vec<(oneshot::Sender<Reply>, Reply)>,
+    durable: Option<oneshot::Receiver<Result<(), String>>>,
+    failed: Option<ErrorCode>,
+}
+
+impl GroupRuntime {
+    /// Creates `__consumer_offsets` if needed and replays it.
+    pub async fn open(
+        log: Arc<LogManager>,
+        settings: &Settings,
+        syncer: Syncer,
+        now_ms: i64,
+    ) -> anyhow::Result<Self> {
+        if log.topic(OFFSETS_TOPIC).is_none() {
+            let configs = BTreeMap::from([
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                ("segment.bytes".to_string(), "104857600".to_string()),
+            ]);
+            log.create_topic(OFFSETS_TOPIC, 1, configs, false, now_ms)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot create {OFFSETS_TOPIC}: {e}"))?;
+        }
+        let cfg = Config {
+            limits: super::group::classic::Limits {
+                initial_delay_ms: i64::try_from(settings.group_initial_rebalance_delay_ms)
+                    .unwrap_or(i64::MAX),
+                max_size: settings.group_max_size,
+            },
+            min_session_timeout_ms: settings.group_min_session_timeout_ms,
+            max_session_timeout_ms: settings.group_max_session_timeout_ms,
+            offsets_retention_ms: i64::try_from(settings.offsets_retention_minutes)
+                .unwrap_or(i64::MAX / 60_000)
+                .saturating_mul(60_000),
+            offsets_retention_check_interval_ms: i64::try_from(
+                settings.offsets_retention_check_interval_ms,
+            )
+            .unwrap_or(i64::MAX),
+            offset_metadata_max_bytes: settings.offset_metadata_max_bytes,
+        };
+        let mut machine = GroupCoordinator::new(cfg);
+        let part = offsets_partition(&log)?;
+        let log2 = log.clone();
+        let (machine, n, bad) = tokio::task::spawn_blocking(move || {
+            let (n, bad) = replay(&part, &mut machine, now_ms);
+            drop(log2);
+            (machine, n, bad)
+        })
+        .await?;
+        tracing::info!(
+            records = n,
+            undecodable = bad,
+            groups = machine.groups().count(),
+            "group coordinator loaded"
+        );
+        Ok(GroupRuntime {
+            inner: Mutex::new(Inner {
+                machine,
+                waiters: HashMap::new(),
+            }),
+            next_wait: AtomicU64::new(1),
+            log,
+            syncer,
+            fsync: settings.durability == Durability::Fsync,
+            handle: tokio::runtime::Handle::current(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the state machine under the lock.
+    pub fn read<T>(&self, f: impl FnOnce(&GroupCoordinator) -> T) -> T {
+        f(&self.lock().machine)
+    }
+
+    fn register(&self, inner: &mut Inner) -> (WaitId, oneshot::Receiver<Reply>) {
+        let id = WaitId(self.next_wait.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        inner.waiters.insert(id, tx);
+        (id, rx)
+    }
+
+    /// Appends records to `__consumer_offsets`; returns the files to sync.
+    fn append(&self, recs: &[Record], now_ms: i64) -> Result<Vec<Arc<std::fs::File>>, LogError> {
+        if recs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let topic = self
+            .log
+            .topic(OFFSETS_TOPIC)
+            .ok_or_else(|| LogError::Invalid(format!("{OFFSETS_TOPIC} is missing")))?;
+        let part = topic
+            .partition(0)
+            .ok_or_else(|| LogError::Invalid(format!("{OFFSETS_TOPIC} has no partition 0")))?;
+        let built: Vec<batch::build::Rec<'_>> = recs
+            .iter()
+            .map(|r| batch::build::Rec {
+                key: Some(&r.key),
+                value: r.value.as_deref(),
+                timestamp_delta: 0,
+            })
+            .collect();
+        let bytes = batch::build::batch(now_ms, &built);
+        Ok(part.append(&bytes, &topic.config(), now_ms)?.files)
+    }
+
+    /// Writes an operation's records and pairs its replies with their
+    /// waiters. A failed write turns successful SyncGroup answers into
+    /// errors: the assignment is not stored, so the members must rejoin.
+    fn apply(&self, inner: &mut Inner, fx: Effects, now_ms: i64) -> Delivery {
+        let (durable, failed) = match self.append(&fx.records, now_ms) {
+            Ok(files) if self.fsync && !files.is_empty() => (Some(self.syncer.submit(files)), None),
+            Ok(_) => (None, None),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write group records");
+                let code = match e {
+                    LogError::TooLarge { .. } => codes::UNKNOWN_SERVER_ERROR,
+                    _ => codes::COORDINATOR_NOT_AVAILABLE,
+                };
+                (None, Some(code))
+            }
+        };
+        let sends = fx
+            .replies
+            .into_iter()
+            .filter_map(|(id, r)| inner.waiters.remove(&id).map(|tx| (tx, r)))
+            .collect();
+        Delivery {
+            sends,
+            durable,
+            failed,
+        }
+    }
+
+    fn deliver(&self, d: Delivery) {
+        self.handle.spawn(async move {
+            let mut failed = d.failed;
+            if let Some(w) = d.durable {
+                if let Err(e) = w.await.unwrap_or_else(|_| Err("syncer stopped".into())) {
+                    tracing::error!(error = %e, "cannot sync group records");
+                    failed = Some(codes::COORDINATOR_NOT_AVAILABLE);
+                }
+            }
+            for (tx, mut r) in d.sends {
+                if let (Some(code), Reply::Sync(s)) = (failed, &mut r) {
+                    if s.error == codes::NONE {
+                        *s = SyncResult::error(code);
+                    }
+                }
+                let _ = tx.send(r);
+            }
+        });
+    }
+
+    pub async fn join(&self, group: &str, req: JoinRequest, now_ms: i64) -> JoinResult {
+        let new_id = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
+        let rx = {
+            let mut inner = self.lock();
+            let (id, rx) = self.register(&mut inner);
+            let fx = inner.machine.join(group, req, id, &new_id, now_ms);
+            let d = self.apply(&mut inner, fx, now_ms);
+            self.deliver(d);
+            rx
+        };
+        match rx.await {
+            Ok(Reply::Join(r)) => r,
+            _ => JoinResult::error(codes::NOT_COORDINATOR, ""),
+        }
+    }
+
+    pub async fn sync(&self, group: &str, req: SyncRequest, now_ms: i64) -> SyncResult {
+        let rx = {
+            let mut inner = self.lock();
+            let (id, rx) = self.register(&mut inner);
+            let fx = inner.machine.sync(group, req, id, now_ms);
+            let d = self.apply(&mut inner, fx, now_ms);
+            self.deliver(d);
+            rx
+        };
+        match rx.await {
+            Ok(Reply::Sync(r)) => r,
+            _ => SyncResult::error(codes::NOT_COORDINATOR),
+        }
+    }
+
+    pub fn heartbeat(
+        &self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        now_ms: i64,
+    ) -> ErrorCode {
+        self.lock()
+            .machine
+            .heartbeat(group, generation, member_id, instance_id, now_ms)
+    }
+
+    pub fn leave(
+        &self,
+        group: &str,
+        who: &[(String, Option<String>)],
+        now_ms: i64,
+    ) -> (ErrorCode, Vec<ErrorCode>) {
+        let mut inner = self.lock();
+        let (top, each, fx) = inner.machine.leave(group, who, now_ms);
+        let d = self.apply(&mut inner, fx, now_ms);
+        self.deliver(d);
+        (top, each)
+    }
+
+    /// Runs every group's timers.
+    pub fn tick(&self, now_ms: i64) {
+        let mut inner = self.lock();
+        let fx = inner.machine.tick(now_ms);
+        if fx.records.is_empty() && fx.replies.is_empty() {
+            return;
+        }
+        let d = self.apply(&mut inner, fx, now_ms);
+        self.deliver(d);
+    }
+
+    /// OffsetCommit: checked against the group, written, then applied, so
+    /// an offset is never visible before its record is in the log.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit(
+        &self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        version: i16,
+        commits: Vec<Commit>,
+        now_ms: i64,
+    ) -> Result<(), ErrorCode> {
+        let durable = {
+            let mut inner = self.lock();
+            inner
+                .machine
+                .check_commit(group, generation, member_id, instance_id, version)?;
+            if commits.is_empty() {
+                return Ok(());
+            }
+            let recs = GroupCoordinator::commit_records(group, &commits);
+            let files = self.append(&recs, now_ms).map_err(|e| match e {
+                LogError::TooLarge { .. } => codes::INVALID_COMMIT_OFFSET_SIZE,
+                _ => codes::NOT_COORDINATOR,
+            })?;
+            inner
+                .machine
+                .apply_commit(group, member_id, commits, now_ms);
+            (self.fsync && !files.is_empty()).then(|| self.syncer.submit(files))
+        };
+        if let Some(w) = durable {
+            w.await
+                .unwrap_or_else(|_| Err("syncer stopped".into()))
+                .map_err(|_| codes::NOT_COORDINATOR)?;
+        }
+        Ok(())
+    }
+
+    /// An operation that only writes records (DeleteGroups, OffsetDelete).
+    pub async fn write<T>(
+        &self,
+        now_ms: i64,
+        op: impl FnOnce(&mut GroupCoordinator) -> (T, Effects),
+    ) -> Result<T, ErrorCode> {
+        let durable = {
+            let mut inner = self.lock();
+            let (out, fx) = op(&mut inner.machine);
+            let files = self
+                .append(&fx.records, now_ms)
+                .map_err(|_| codes::COORDINATOR_NOT_AVAILABLE)?;
+            (
+                out,
+                (self.fsync && !files.is_empty()).then(|| self.syncer.submit(files)),
+            )
+        };
+        if let Some(w) = durable.1 {
+            w.await
+                .unwrap_or_else(|_| Err("syncer stopped".into()))
+                .map_err(|_| codes::COORDINATOR_NOT_AVAILABLE)?;
+        }
+        Ok(durable.0)
+    }
+
+    /// Stops answering: every waiting JoinGroup and SyncGroup gets
+    /// NOT_COORDINATOR, as when Kafka unloads a coordinator.
+    pub fn close(&self) {
+        let waiters: Vec<_> = self.lock().waiters.drain().collect();
+        drop(waiters);
+    }
+}
+
+fn offsets_partition(log: &LogManager) -> anyhow::Result<Arc<Partition>> {
+    log.topic(OFFSETS_TOPIC)
+        .and_then(|t| t.partition(0))
+        .ok_or_else(|| anyhow::anyhow!("{OFFSETS_TOPIC} has no partition 0"))
+}
+
+/// Replays the partition into the machine; returns (records applied,
+/// records that did not decode). A batch that does not decode is skipped.
+fn replay(part: &Partition, machine: &mut GroupCoordinator, now_ms: i64) -> (u64, u64) {
+    let (mut applied, mut bad) = (0u64, 0u64);
+    let mut offset = part.log_start_offset();
+    while offset < part.high_watermark() {
+        let Ok(read) = part.read(offset, 8 << 20) else {
+            break;
+        };
+        if read.records.is_empty() {
+            break;
+        }
+        let mut rest: Bytes = read.records;
+        while rest.len() >= batch::HEADER_LEN {
+            let Ok(h) = BatchHeader::parse(&rest) else {
+                break;
+            };
+            let Some(len) = h.total_len().ok().filter(|l| *l <= rest.len()) else {
+                break;
+            };
+            let mut one = rest.split_to(len);
+            offset = h.last_offset().saturating_add(1);
+            match kafka_protocol::records::RecordBatchDecoder::decode(&mut one) {
+                Ok(set) => {
+                    for r in set.records {
+                        let Some(key) = r.key.as_ref() else {
+                            bad += 1;
+                            continue;
+                        };
+                        if machine.replay(key.chunk(), r.value.as_ref().map(|v| v.chunk()), now_ms)
+                        {
+                            applied += 1;
+                        } else {
+                            bad += 1;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(offset, error = %e, "skipping an undecodable batch");
+                    bad += 1;
+                }
+            }
+        }
+    }
+    machine.finish_replay(now_ms);
+    (applied, bad)
+}
