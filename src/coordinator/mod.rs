@@ -12,3 +12,6 @@ pub mod runtime;
 
 /// The internal topic holding groups and committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+#[cfg(test)]
+mod tests;

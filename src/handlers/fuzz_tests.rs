@@ -142,9 +142,12 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Bytes {
 }
 
 async fn serve_one(broker: &super::Broker, frame: Bytes) -> Option<Outcome> {
-    tokio::time::timeout(Duration::from_millis(200), handle(broker, "/127.0.0.1", frame))
-        .await
-        .ok()
+    tokio::time::timeout(
+        Duration::from_millis(200),
+        handle(broker, "/127.0.0.1", frame),
+    )
+    .await
+    .ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
