@@ -3,6 +3,7 @@
 //! Data flows one way: bytes → `protocol` (framing) → `server` (connections,
 //! limits) → `handlers` (one per API key) → `log` (partitions on disk).
 
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod coordinator;

@@ -1,4 +1,5 @@
-//! The `fjord` binary: parse configuration, serve until SIGTERM or SIGINT.
+//! The `fjord` binary: parse configuration, serve until SIGTERM or SIGINT;
+//! or, as `fjord groups ...`, run an admin command against a running broker.
 
 use clap::Parser;
 use fjord::config::{Args, Settings};
@@ -11,6 +12,10 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("groups") {
+        return fjord::admin::groups::main(args.into_iter().skip(1).collect());
+    }
     let settings = match Settings::load(Args::parse()) {
         Ok(s) => s,
         Err(e) => {
