@@ -109,6 +109,10 @@ settings! {
     offsets_retention_minutes ("FJORD_OFFSETS_RETENTION_MINUTES"): u64 = 10_080;
     /// How often expired offsets are removed (offsets.retention.check.interval.ms) [600000].
     offsets_retention_check_interval_ms ("FJORD_OFFSETS_RETENTION_CHECK_INTERVAL_MS"): u64 = 600_000;
+    /// Session timeout of KIP-848 consumer group members (group.consumer.session.timeout.ms) [45000].
+    group_consumer_session_timeout_ms ("FJORD_GROUP_CONSUMER_SESSION_TIMEOUT_MS"): u64 = 45_000;
+    /// Heartbeat interval told to KIP-848 consumer group members (group.consumer.heartbeat.interval.ms) [5000].
+    group_consumer_heartbeat_interval_ms ("FJORD_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS"): i32 = 5_000;
     /// Longest metadata string of a committed offset (offset.metadata.max.bytes) [4096].
     offset_metadata_max_bytes ("FJORD_OFFSET_METADATA_MAX_BYTES"): usize = 4_096;
 }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use super::consumer::{ConsumerGroup, ConsumerLimits, HeartbeatRequest, HeartbeatResponse, Image};
 use super::effects::{Effects, JoinResult, SyncResult};
 use super::group::classic::Limits;
 use super::group::{Group, GroupState, JoinRequest, SyncRequest, WaitId};
@@ -23,6 +24,7 @@ pub struct Config {
     pub offsets_retention_ms: i64,
     pub offsets_retention_check_interval_ms: i64,
     pub offset_metadata_max_bytes: usize,
+    pub consumer: ConsumerLimits,
 }
 
 /// (topic, partition)
@@ -42,6 +44,8 @@ pub struct Commit {
 pub struct GroupCoordinator {
     cfg: Config,
     groups: BTreeMap<String, Group>,
+    /// KIP-848 groups; an id names a classic or a consumer group, not both.
+    consumer: BTreeMap<String, ConsumerGroup>,
     offsets: BTreeMap<String, BTreeMap<TopicPartition, OffsetValue>>,
     next_expiry_check_ms: i64,
 }
@@ -51,6 +55,7 @@ impl GroupCoordinator {
         GroupCoordinator {
             cfg,
             groups: BTreeMap::new(),
+            consumer: BTreeMap::new(),
             offsets: BTreeMap::new(),
             next_expiry_check_ms: 0,
         }
@@ -66,6 +71,52 @@ impl GroupCoordinator {
 
     pub fn groups(&self) -> impl Iterator<Item = &Group> {
         self.groups.values()
+    }
+
+    pub fn consumer_group(&self, id: &str) -> Option<&ConsumerGroup> {
+        self.consumer.get(id)
+    }
+
+    pub fn consumer_groups(&self) -> impl Iterator<Item = &ConsumerGroup> {
+        self.consumer.values()
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848). An empty classic group of the
+    /// same id (one that only holds offsets) becomes a consumer group; a
+    /// classic group with members keeps its id.
+    pub fn consumer_heartbeat(
+        &mut self,
+        group_id: &str,
+        req: HeartbeatRequest,
+        new_id: &str,
+        image: &Image,
+        now_ms: i64,
+    ) -> HeartbeatResponse {
+        if group_id.is_empty() {
+            return HeartbeatResponse::error(codes::INVALID_REQUEST, "GroupId can't be empty");
+        }
+        if let Some(g) = self.groups.get(group_id) {
+            if !g.members.is_empty() {
+                return HeartbeatResponse::error(
+                    codes::GROUP_ID_NOT_FOUND,
+                    &format!("Group {group_id} is not a consumer group"),
+                );
+            }
+            self.groups.remove(group_id);
+        }
+        let limits = self.cfg.consumer;
+        let leaving = req.member_epoch < 0;
+        let g = match self.consumer.get_mut(group_id) {
+            Some(g) => g,
+            None if leaving => {
+                return HeartbeatResponse::error(codes::UNKNOWN_MEMBER_ID, "unknown member id")
+            }
+            None => self
+                .consumer
+                .entry(group_id.to_string())
+                .or_insert_with(|| ConsumerGroup::new(group_id, now_ms)),
+        };
+        g.heartbeat(req, new_id, image, &limits, now_ms)
     }
 
     pub fn join(
@@ -86,6 +137,10 @@ impl GroupCoordinator {
             .contains(&req.session_timeout_ms)
         {
             fail(&mut fx, codes::INVALID_SESSION_TIMEOUT);
+            return fx;
+        }
+        if self.consumer.contains_key(group_id) {
+            fail(&mut fx, codes::INCONSISTENT_GROUP_PROTOCOL);
             return fx;
         }
         if !self.groups.contains_key(group_id) {
@@ -154,6 +209,10 @@ impl GroupCoordinator {
         for g in self.groups.values_mut() {
             g.tick(&limits, now_ms, &mut fx);
         }
+        let climits = self.cfg.consumer;
+        for g in self.consumer.values_mut() {
+            g.tick(&climits, now_ms);
+        }
         if now_ms >= self.next_expiry_check_ms {
             self.next_expiry_check_ms =
                 now_ms.saturating_add(self.cfg.offsets_retention_check_interval_ms);
@@ -176,6 +235,9 @@ impl GroupCoordinator {
     ) -> Result<(), ErrorCode> {
         if group_id.is_empty() {
             return Err(codes::INVALID_GROUP_ID);
+        }
+        if let Some(cg) = self.consumer.get(group_id) {
+            return check_consumer_commit(cg, generation, member_id, version);
         }
         let Some(g) = self.groups.get(group_id) else {
             return if generation < 0 {
@@ -278,6 +340,17 @@ impl GroupCoordinator {
         let mut fx = Effects::default();
         let mut out = Vec::with_capacity(ids.len().min(1024));
         for id in ids {
+            if let Some(cg) = self.consumer.get(id) {
+                let code = if cg.members.is_empty() {
+                    self.consumer.remove(id);
+                    self.remove_group(id, &mut fx);
+                    codes::NONE
+                } else {
+                    codes::NON_EMPTY_GROUP
+                };
+                out.push(code);
+                continue;
+            }
             let code = match self.groups.get(id) {
                 _ if id.is_empty() => codes::INVALID_GROUP_ID,
                 None => codes::GROUP_ID_NOT_FOUND,
@@ -316,16 +389,19 @@ impl GroupCoordinator {
         group_id: &str,
         topics: &[(String, Vec<i32>)],
     ) -> Result<(Vec<PartitionError>, Effects), ErrorCode> {
-        let Some(g) = self.groups.get(group_id) else {
-            return Err(codes::GROUP_ID_NOT_FOUND);
-        };
-        let subscribed = if g.is(GroupState::Empty) {
-            Vec::new()
-        } else {
-            match g.subscribed_topics() {
-                Some(t) => t,
-                None => return Err(codes::NON_EMPTY_GROUP),
+        let subscribed = if let Some(cg) = self.consumer.get(group_id) {
+            cg.subscribed_topics().into_iter().collect()
+        } else if let Some(g) = self.groups.get(group_id) {
+            if g.is(GroupState::Empty) {
+                Vec::new()
+            } else {
+                match g.subscribed_topics() {
+                    Some(t) => t,
+                    None => return Err(codes::NON_EMPTY_GROUP),
+                }
             }
+        } else {
+            return Err(codes::GROUP_ID_NOT_FOUND);
         };
         let mut fx = Effects::default();
         let mut out = Vec::new();
@@ -355,13 +431,21 @@ impl GroupCoordinator {
         let retention = self.cfg.offsets_retention_ms;
         let mut drop_groups = Vec::new();
         for (gid, offsets) in self.offsets.iter_mut() {
+            if self
+                .consumer
+                .get(gid)
+                .is_some_and(|g| !g.members.is_empty())
+            {
+                continue;
+            }
             let group = self.groups.get(gid);
             if group.is_some_and(|g| !g.is(GroupState::Empty)) {
                 continue;
             }
             let since = group
                 .filter(|g| g.protocol_type.is_some())
-                .map(|g| g.state_since_ms);
+                .map(|g| g.state_since_ms)
+                .or_else(|| self.consumer.get(gid).map(|g| g.state_since_ms));
             offsets.retain(|(t, p), v| {
                 let base = since.unwrap_or(v.commit_ms);
                 let keep = base.saturating_add(retention) > now_ms;
@@ -379,6 +463,13 @@ impl GroupCoordinator {
         }
         for gid in drop_groups {
             self.offsets.remove(&gid);
+            if self
+                .consumer
+                .get(&gid)
+                .is_some_and(|g| g.members.is_empty())
+            {
+                self.consumer.remove(&gid);
+            }
             if self
                 .groups
                 .get(&gid)
@@ -446,4 +537,29 @@ impl GroupCoordinator {
             }
         }
     }
+}
+
+/// OffsetCommit against a KIP-848 group: from outside the group only while
+/// it is empty; from a member only with its current epoch (v9+).
+fn check_consumer_commit(
+    g: &ConsumerGroup,
+    epoch: i32,
+    member_id: &str,
+    version: i16,
+) -> Result<(), ErrorCode> {
+    if epoch < 0 && member_id.is_empty() {
+        return if g.members.is_empty() {
+            Ok(())
+        } else {
+            Err(codes::UNKNOWN_MEMBER_ID)
+        };
+    }
+    let m = g.members.get(member_id).ok_or(codes::UNKNOWN_MEMBER_ID)?;
+    if version < 9 {
+        return Err(codes::UNSUPPORTED_VERSION);
+    }
+    if epoch != m.member_epoch {
+        return Err(codes::STALE_MEMBER_EPOCH);
+    }
+    Ok(())
 }

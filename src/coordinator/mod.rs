@@ -4,6 +4,7 @@
 //! waiting requests once they are durable, runs the timers and replays the
 //! partition at start-up (`runtime`).
 
+pub mod consumer;
 pub mod effects;
 pub mod group;
 pub mod machine;

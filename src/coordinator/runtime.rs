@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::{Buf, Bytes};
 use tokio::sync::oneshot;
 
+use super::consumer::{ConsumerLimits, HeartbeatRequest, HeartbeatResponse, Image};
 use super::effects::{Effects, JoinResult, Reply, SyncResult};
 use super::group::{JoinRequest, SyncRequest, WaitId};
 use super::machine::{Commit, Config, GroupCoordinator};
@@ -79,6 +80,11 @@ impl GroupRuntime {
             )
             .unwrap_or(i64::MAX),
             offset_metadata_max_bytes: settings.offset_metadata_max_bytes,
+            consumer: ConsumerLimits {
+                session_timeout_ms: i64::try_from(settings.group_consumer_session_timeout_ms)
+                    .unwrap_or(i64::MAX),
+                max_size: settings.group_max_size,
+            },
         };
         let mut machine = GroupCoordinator::new(cfg);
         let part = offsets_partition(&log)?;
@@ -251,6 +257,26 @@ impl GroupRuntime {
         let d = self.apply(&mut inner, fx, now_ms);
         self.deliver(d);
         (top, each)
+    }
+
+    /// ConsumerGroupHeartbeat: the topic image is taken from the log.
+    pub fn consumer_heartbeat(
+        &self,
+        group: &str,
+        req: HeartbeatRequest,
+        now_ms: i64,
+    ) -> HeartbeatResponse {
+        let new_id = uuid::Uuid::new_v4().to_string();
+        let image: Image = self
+            .log
+            .topics()
+            .iter()
+            .filter(|t| t.name != OFFSETS_TOPIC)
+            .map(|t| (t.name.clone(), (t.id, t.meta().partitions)))
+            .collect();
+        self.lock()
+            .machine
+            .consumer_heartbeat(group, req, &new_id, &image, now_ms)
     }
 
     /// Runs every group's timers.

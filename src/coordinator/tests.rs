@@ -21,6 +21,10 @@ fn cfg(initial_delay_ms: i64) -> Config {
         offsets_retention_ms: 60_000,
         offsets_retention_check_interval_ms: 1_000,
         offset_metadata_max_bytes: 4096,
+        consumer: super::consumer::ConsumerLimits {
+            session_timeout_ms: 45_000,
+            max_size: 100,
+        },
     }
 }
 

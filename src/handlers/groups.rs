@@ -18,6 +18,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Broker, Peer};
+use crate::coordinator::consumer::ConsumerGroup;
 use crate::coordinator::group::{Group, GroupState, JoinRequest, SyncRequest};
 use crate::protocol::codes;
 
@@ -231,6 +232,32 @@ fn describe_one(g: Option<&Group>, id: &GroupId, version: i16, ops: i32) -> Desc
     d
 }
 
+/// A KIP-848 group seen through the classic API: its state and members,
+/// without classic subscription metadata or assignments.
+fn describe_consumer(g: &ConsumerGroup, version: i16, ops: i32) -> DescribedGroup {
+    let mut d = DescribedGroup::default();
+    d.group_id = GroupId(s(&g.id));
+    d.authorized_operations = ops;
+    d.group_state = s(g.state_name());
+    d.protocol_type = s("consumer");
+    d.protocol_data = s(&g.assignor);
+    d.members = g
+        .members
+        .values()
+        .map(|m| {
+            let mut x = DescribedGroupMember::default();
+            x.member_id = s(&m.member_id);
+            if version >= 4 {
+                x.group_instance_id = m.instance_id.as_deref().map(s);
+            }
+            x.client_id = s(&m.client_id);
+            x.client_host = s(&m.client_host);
+            x
+        })
+        .collect();
+    d
+}
+
 pub async fn describe(
     b: &Broker,
     req: DescribeGroupsRequest,
@@ -245,7 +272,10 @@ pub async fn describe(
     resp.groups = b.groups.read(|m| {
         req.groups
             .iter()
-            .map(|id| describe_one(m.group(id), id, version, ops))
+            .map(|id| match m.consumer_group(id) {
+                Some(g) => describe_consumer(g, version, ops),
+                None => describe_one(m.group(id), id, version, ops),
+            })
             .collect()
     });
     resp
@@ -262,25 +292,39 @@ pub async fn list(b: &Broker, req: ListGroupsRequest, version: i16) -> ListGroup
     } else {
         Vec::new()
     };
+    let listed = |id: &str, protocol_type: &str, state: &str, kind: &str| {
+        let wanted = (states.is_empty() || states.contains(&state.to_lowercase()))
+            && (types.is_empty() || types.iter().any(|t| t == kind));
+        wanted.then(|| {
+            let mut l = ListedGroup::default();
+            l.group_id = GroupId(s(id));
+            l.protocol_type = s(protocol_type);
+            if version >= 4 {
+                l.group_state = s(state);
+            }
+            if version >= 5 {
+                l.group_type = s(kind);
+            }
+            l
+        })
+    };
     let mut resp = ListGroupsResponse::default();
     resp.groups = b.groups.read(|m| {
-        m.groups()
+        let classic = m
+            .groups()
             .filter(|g| !g.is(GroupState::Dead))
-            .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
-            .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
-            .map(|g| {
-                let mut l = ListedGroup::default();
-                l.group_id = GroupId(s(&g.id));
-                l.protocol_type = s(g.protocol_type.as_deref().unwrap_or(""));
-                if version >= 4 {
-                    l.group_state = s(g.state.name());
-                }
-                if version >= 5 {
-                    l.group_type = s("classic");
-                }
-                l
-            })
-            .collect()
+            .filter_map(|g| {
+                listed(
+                    &g.id,
+                    g.protocol_type.as_deref().unwrap_or(""),
+                    g.state.name(),
+                    "classic",
+                )
+            });
+        let consumer = m
+            .consumer_groups()
+            .filter_map(|g| listed(&g.id, "consumer", g.state_name(), "consumer"));
+        classic.chain(consumer).collect()
     });
     resp
 }

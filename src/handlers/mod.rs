@@ -28,6 +28,7 @@ use crate::protocol::splice::SpliceBuf;
 mod admin;
 mod api_versions;
 mod configs;
+mod consumer_groups;
 mod coordinator;
 pub mod errors;
 mod fetch;
@@ -98,6 +99,8 @@ pub const APIS: &[Api] = &[
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    api(ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 pub fn lookup(key: i16) -> Option<&'static Api> {
@@ -198,6 +201,18 @@ fn frame_spliced<R: Encodable>(
     Ok(buf.finish())
 }
 
+/// A response frame, or a closed connection if it cannot be encoded.
+fn respond<R: Encodable>(key: ApiKey, version: i16, corr: i32, resp: &R) -> Outcome {
+    match frame(key, version, corr, resp) {
+        Ok(b) => Outcome::Respond(b),
+        Err(e) => {
+            // Our bug, not the client's: a field set that this version lacks.
+            tracing::error!(?key, version, error = %e, "cannot encode response");
+            Outcome::Close(None)
+        }
+    }
+}
+
 /// A bare `correlation_id, error_code` frame, for versions we cannot encode.
 fn unsupported_version(correlation_id: i32) -> Bytes {
     let mut buf = BytesMut::with_capacity(10);
@@ -271,24 +286,23 @@ async fn dispatch(
     body: &mut Bytes,
 ) -> anyhow::Result<Outcome> {
     let header = RequestHeader::decode(body, key.request_header_version(version))?;
+    let peer = || Peer {
+        client_id: header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        host: host.to_string(),
+    };
     if key == ApiKey::JoinGroup {
-        let peer = Peer {
-            client_id: header
-                .client_id
-                .as_ref()
-                .map(|c| c.to_string())
-                .unwrap_or_default(),
-            host: host.to_string(),
-        };
         let req = Decodable::decode(body, version)?;
-        let resp = groups::join(broker, req, version, &peer).await;
-        return Ok(match frame(key, version, corr, &resp) {
-            Ok(b) => Outcome::Respond(b),
-            Err(e) => {
-                tracing::error!(?key, version, error = %e, "cannot encode response");
-                Outcome::Close(None)
-            }
-        });
+        let resp = groups::join(broker, req, version, &peer()).await;
+        return Ok(respond(key, version, corr, &resp));
+    }
+    if key == ApiKey::ConsumerGroupHeartbeat {
+        let req = Decodable::decode(body, version)?;
+        let resp = consumer_groups::heartbeat(broker, req, version, &peer()).await;
+        return Ok(respond(key, version, corr, &resp));
     }
     if key == ApiKey::Produce {
         let req = Decodable::decode(body, version)?;
@@ -341,6 +355,7 @@ async fn dispatch(
         OffsetCommit => offsets::commit,
         OffsetFetch => offsets::fetch,
         OffsetDelete => offsets::delete,
+        ConsumerGroupDescribe => consumer_groups::describe,
         DescribeTopicPartitions => metadata::describe_topic_partitions,
         DeleteRecords => records::delete_records,
         DescribeLogDirs => records::describe_log_dirs,

@@ -1,0 +1,89 @@
+use super::*;
+
+fn limits() -> ConsumerLimits {
+    ConsumerLimits {
+        session_timeout_ms: 45_000,
+        max_size: 100,
+    }
+}
+
+fn hb(member: &str, epoch: i32, owned: Option<Assignment>) -> HeartbeatRequest {
+    HeartbeatRequest {
+        member_id: member.into(),
+        member_epoch: epoch,
+        rebalance_timeout_ms: 30_000,
+        subscribed: (epoch == 0).then(|| vec!["t".to_string()]),
+        owned,
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        version: 1,
+        ..Default::default()
+    }
+}
+
+fn n(a: &Option<Assignment>) -> usize {
+    a.as_ref()
+        .map(|a| a.values().map(BTreeSet::len).sum())
+        .unwrap_or(0)
+}
+
+#[test]
+fn second_member_gets_partitions_after_the_first_revokes() {
+    let t = Uuid::new_v4();
+    let image = Image::from([("t".to_string(), (t, 4))]);
+    let mut g = ConsumerGroup::new("g", 0);
+    let a = g.heartbeat(hb("a", 0, None), "", &image, &limits(), 0);
+    assert_eq!((a.error, n(&a.assignment)), (codes::NONE, 4));
+    let ea = a.member_epoch;
+    assert!(ea > 0);
+    let b = g.heartbeat(hb("b", 0, None), "", &image, &limits(), 10);
+    let eb = b.member_epoch;
+    assert!(eb > ea);
+    assert_eq!(n(&b.assignment), 0, "a still owns everything");
+    assert_eq!(g.state_name(), "Reconciling");
+    // a is told to keep two partitions; its epoch stays until it revokes.
+    let a2 = g.heartbeat(hb("a", ea, None), "", &image, &limits(), 20);
+    assert_eq!((a2.member_epoch, n(&a2.assignment)), (ea, 2));
+    let owned = a2.assignment.clone();
+    let a3 = g.heartbeat(hb("a", ea, owned), "", &image, &limits(), 30);
+    assert_eq!(a3.member_epoch, eb);
+    let b2 = g.heartbeat(
+        hb("b", eb, Some(Assignment::new())),
+        "",
+        &image,
+        &limits(),
+        40,
+    );
+    assert_eq!(n(&b2.assignment), 2);
+    assert_eq!(g.state_name(), "Stable");
+    // Fencing.
+    let stale = g.heartbeat(hb("b", eb + 5, None), "", &image, &limits(), 50);
+    assert_eq!(stale.error, codes::FENCED_MEMBER_EPOCH);
+    let unknown = g.heartbeat(hb("zz", eb, None), "", &image, &limits(), 50);
+    assert_eq!(unknown.error, codes::UNKNOWN_MEMBER_ID);
+    // b leaves: a gets everything back.
+    let left = g.heartbeat(hb("b", LEAVE_EPOCH, None), "", &image, &limits(), 60);
+    assert_eq!(left.member_epoch, LEAVE_EPOCH);
+    let a4 = g.heartbeat(hb("a", eb, None), "", &image, &limits(), 70);
+    assert_eq!((a4.member_epoch, n(&a4.assignment)), (eb + 1, 4));
+}
+
+#[test]
+fn sessions_expire_and_bad_requests_are_refused() {
+    let image = Image::from([("t".to_string(), (Uuid::new_v4(), 2))]);
+    let mut g = ConsumerGroup::new("g", 0);
+    let mut r = hb("", 0, None);
+    let e = g.heartbeat(r.clone(), "x", &image, &limits(), 0);
+    assert_eq!(e.error, codes::INVALID_REQUEST, "v1 needs a member id");
+    r.member_id = "a".into();
+    r.assignor = Some("sticky".into());
+    let e = g.heartbeat(r.clone(), "x", &image, &limits(), 0);
+    assert_eq!(e.error, codes::UNSUPPORTED_ASSIGNOR);
+    r.assignor = Some("range".into());
+    assert_eq!(g.heartbeat(r, "x", &image, &limits(), 0).error, codes::NONE);
+    g.tick(&limits(), 44_999);
+    assert_eq!(g.members.len(), 1);
+    g.tick(&limits(), 45_000);
+    assert!(g.members.is_empty());
+    assert_eq!(g.state_name(), "Empty");
+}
