@@ -83,6 +83,10 @@ settings! {
     max_message_bytes ("FJORD_MAX_MESSAGE_BYTES"): i64 = 1_048_588;
     /// How often retention runs (log.retention.check.interval.ms) [300000].
     retention_check_interval_ms ("FJORD_RETENTION_CHECK_INTERVAL_MS"): u64 = 300_000;
+    /// How often compacted topics are checked for cleaning (log.cleaner.backoff.ms) [15000].
+    log_cleaner_interval_ms ("FJORD_LOG_CLEANER_INTERVAL_MS"): u64 = 15_000;
+    /// Memory for the cleaner's key map, about 32 bytes a key (log.cleaner.dedupe.buffer.size) [134217728].
+    log_cleaner_dedupe_buffer_bytes ("FJORD_LOG_CLEANER_DEDUPE_BUFFER_BYTES"): usize = 134_217_728;
     /// How often the recovery point is synced and checkpointed [10000].
     recovery_checkpoint_interval_ms ("FJORD_RECOVERY_CHECKPOINT_INTERVAL_MS"): u64 = 10_000;
     /// Largest request frame (socket.request.max.bytes) [104857600].

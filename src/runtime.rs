@@ -97,6 +97,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 }
             },
         )),
+        tokio::spawn(every(settings.log_cleaner_interval_ms, stop_rx.clone(), {
+            let log = log.clone();
+            let clock = clock.clone();
+            let max_keys = (settings.log_cleaner_dedupe_buffer_bytes / 32).max(1024);
+            move || {
+                log.clean(clock.now_ms(), max_keys);
+            }
+        })),
         tokio::spawn(every(
             settings.retention_check_interval_ms,
             stop_rx.clone(),

@@ -303,6 +303,14 @@ pub struct LogConfig {
     pub log_append_time: bool,
     /// cleanup.policy includes `compact`.
     pub compact: bool,
+    /// cleanup.policy includes `delete` (retention applies).
+    pub delete: bool,
+    /// How long a tombstone stays readable once written.
+    pub delete_retention_ms: i64,
+    /// min.cleanable.dirty.ratio, in thousandths.
+    pub min_cleanable_dirty_permille: u32,
+    /// Records newer than this are not compacted.
+    pub min_compaction_lag_ms: i64,
 }
 
 impl LogConfig {
@@ -332,6 +340,22 @@ impl LogConfig {
             compact: get("cleanup.policy")
                 .split(',')
                 .any(|p| p.trim() == "compact"),
+            delete: get("cleanup.policy")
+                .split(',')
+                .any(|p| p.trim() == "delete"),
+            delete_retention_ms: num("delete.retention.ms", 86_400_000).max(0),
+            min_cleanable_dirty_permille: {
+                let r = get("min.cleanable.dirty.ratio")
+                    .trim()
+                    .parse::<f64>()
+                    .unwrap_or(0.5)
+                    .clamp(0.0, 1.0);
+                // In [0, 1000] after the clamp, so the cast cannot truncate.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let permille = (r * 1000.0).round() as u32;
+                permille
+            },
+            min_compaction_lag_ms: num("min.compaction.lag.ms", 0).max(0),
         }
     }
 }

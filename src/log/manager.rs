@@ -403,11 +403,34 @@ impl LogManager {
         let mut n = 0;
         for t in self.topics() {
             let cfg = t.config();
+            if !cfg.delete {
+                continue;
+            }
             for p in t.partitions().iter() {
                 n += p.apply_retention(&cfg, now_ms);
             }
         }
         n
+    }
+
+    /// Compacts every partition of every compacted topic that is due.
+    pub fn clean(&self, now_ms: i64, max_keys: usize) -> super::cleaner::CleanStats {
+        let mut total = super::cleaner::CleanStats::default();
+        for t in self.topics() {
+            let cfg = t.config();
+            if !cfg.compact {
+                continue;
+            }
+            for p in t.partitions().iter() {
+                match super::cleaner::clean(p, &cfg, now_ms, max_keys) {
+                    Ok(s) => total.add(&s),
+                    Err(e) => {
+                        tracing::error!(topic = %t.name, partition = p.index, error = %e, "cleaning failed")
+                    }
+                }
+            }
+        }
+        total
     }
 
     /// Graceful stop: sync everything, checkpoint, write the clean marker.
@@ -423,6 +446,11 @@ fn segment_bases(pdir: &Path) -> std::io::Result<Vec<i64>> {
     for e in std::fs::read_dir(pdir)? {
         let name = e?.file_name();
         let name = name.to_string_lossy();
+        if name.ends_with(super::cleaner::CLEANED_SUFFIX) {
+            // A cleaner crashed before its swap: the original is intact.
+            let _ = std::fs::remove_file(pdir.join(name.as_ref()));
+            continue;
+        }
         if let Some(stem) = name.strip_suffix(".log") {
             if let Ok(b) = stem.parse::<i64>() {
                 bases.push(b);

@@ -6,6 +6,7 @@
 //! (see `sync` and `checkpoint`).
 
 pub mod checkpoint;
+pub mod cleaner;
 pub mod config;
 pub mod index;
 pub mod manager;

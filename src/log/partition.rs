@@ -132,6 +132,35 @@ impl Partition {
         lock(&self.state).segments.clone()
     }
 
+    /// Runs `f` under the partition lock if `seg` is still one of the
+    /// partition's sealed segments (retention or DeleteRecords may have
+    /// dropped it); `None` if it is not.
+    pub fn with_sealed<R>(&self, seg: &Arc<Segment>, f: impl FnOnce() -> R) -> Option<R> {
+        let st = lock(&self.state);
+        let n = st.segments.len();
+        let pos = st.segments.iter().position(|s| Arc::ptr_eq(s, seg))?;
+        (pos + 1 < n).then(f)
+    }
+
+    /// Puts `new` where `old` was (the cleaner's swap). False if `old` is
+    /// gone or has become the active segment.
+    pub fn replace_segment(&self, old: &Arc<Segment>, new: Arc<Segment>) -> bool {
+        let mut st = lock(&self.state);
+        let n = st.segments.len();
+        let Some(pos) = st.segments.iter().position(|s| Arc::ptr_eq(s, old)) else {
+            return false;
+        };
+        if pos + 1 >= n {
+            return false;
+        }
+        let mut segs: Vec<Arc<Segment>> = st.segments.iter().cloned().collect();
+        if let Some(slot) = segs.get_mut(pos) {
+            *slot = new;
+        }
+        st.segments = Arc::new(segs);
+        true
+    }
+
     pub fn size_bytes(&self) -> u64 {
         self.segments()
             .iter()

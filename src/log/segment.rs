@@ -243,6 +243,10 @@ impl Segment {
         ))
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn file(&self) -> &Arc<File> {
         &self.file
     }

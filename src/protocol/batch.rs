@@ -213,7 +213,7 @@ pub fn validate_produce(records: &[u8]) -> Result<Vec<BatchSpan>, BatchError> {
 }
 
 /// Reads a zigzag varint (records use them for lengths and deltas).
-fn varint(b: &[u8], pos: &mut usize) -> Option<i64> {
+pub(crate) fn varint(b: &[u8], pos: &mut usize) -> Option<i64> {
     let mut raw: u64 = 0;
     for shift in (0..70).step_by(7) {
         let byte = *b.get(*pos)?;

@@ -9,5 +9,6 @@
 
 pub mod batch;
 pub mod codes;
+pub mod compact;
 pub mod frame;
 pub mod splice;
