@@ -346,3 +346,73 @@ fn compacted_topics_refuse_records_without_keys() {
         assert_eq!(p.high_watermark(), 1);
     });
 }
+
+/// Appends `n` one-record batches with keys `k{i % keys}`.
+fn fill_keyed(p: &super::Partition, cfg: &LogConfig, n: i64, keys: i64) {
+    for i in 0..n {
+        let key = format!("k{}", i % keys);
+        let value = vec![b'v'; 200];
+        let b = build::batch(
+            1000 + i,
+            &[build::Rec {
+                key: Some(key.as_bytes()),
+                value: Some(&value),
+                timestamp_delta: 0,
+            }],
+        );
+        p.append(&b, cfg, 0).unwrap();
+    }
+}
+
+#[test]
+fn compaction_keeps_latest_per_key_and_survives_crash_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    let configs = BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("min.cleanable.dirty.ratio".to_string(), "0.01".to_string()),
+    ]);
+    let (pdir, before_clean);
+    {
+        let log = LogManager::open(s.clone(), 0).unwrap();
+        let t = rt()
+            .block_on(log.create_topic("cmp", 1, configs, false, 0))
+            .unwrap();
+        let p = t.partition(0).unwrap();
+        let cfg = t.config();
+        fill_keyed(&p, &cfg, 100, 5);
+        pdir = p.dir.clone();
+        before_clean = read_offsets(&p);
+        let stats = log.clean(10_000, 1 << 20);
+        assert!(stats.segments > 0 && stats.records_removed > 0, "{stats:?}");
+        let after = read_offsets(&p);
+        assert!(after.len() < before_clean.len());
+        // The last five offsets (the latest of each key) all survive; the
+        // active segment is untouched.
+        for o in 95..100 {
+            assert!(after.contains(&o), "offset {o} kept");
+        }
+        assert_eq!(p.high_watermark(), 100);
+        // A second pass with nothing new to clean does nothing.
+        assert_eq!(log.clean(10_000, 1 << 20).segments, 0);
+        log.shutdown().unwrap();
+    }
+    let cleaned = {
+        let log = LogManager::open(s.clone(), 0).unwrap();
+        let p = log.topic("cmp").unwrap().partition(0).unwrap();
+        read_offsets(&p)
+    };
+    // Crash states: a half-written .cleaned file next to its original, and
+    // a swapped segment whose index files were not yet rebuilt.
+    let first = super::segment::log_path(&pdir, 0);
+    let mut junk = first.clone().into_os_string();
+    junk.push(super::cleaner::CLEANED_SUFFIX);
+    std::fs::write(&junk, b"partial garbage").unwrap();
+    let _ = std::fs::remove_file(super::index::offset_index_path(&pdir, 0));
+    let _ = std::fs::remove_file(super::index::time_index_path(&pdir, 0));
+    let log = LogManager::open(s, 0).unwrap();
+    let p = log.topic("cmp").unwrap().partition(0).unwrap();
+    assert_eq!(read_offsets(&p), cleaned);
+    assert!(!std::path::Path::new(&junk).exists(), "leftover removed");
+    assert_eq!(p.high_watermark(), 100);
+}
