@@ -7,11 +7,13 @@
 # --list FILE reads the tests from FILE (default allowlist.txt; candidates.txt
 # holds every test considered, passing or not). One test a line:
 #
-#   NNNN [subtests=SUBSTRING] [scenario=noautocreate]   # comment
+#   NNNN [subtests=SUBSTRING] [scenario=noautocreate|consumer]   # comment
 #
 # subtests= runs only the sub-tests whose name contains SUBSTRING (the
 # runner's SUBTESTS); scenario=noautocreate runs a test that needs a broker
-# without topic auto-creation (fjord gets --auto-create-topics false).
+# without topic auto-creation (fjord gets --auto-create-topics false);
+# scenario=consumer runs it with the KIP-848 consumer group protocol
+# (TEST_CONSUMER_GROUP_PROTOCOL=consumer, TEST_KAFKA_VERSION=4.0.0).
 #
 # 1. Fetches librdkafka's source with `cargo fetch` of the rdkafka-sys crate
 #    (it vendors librdkafka with tests/ and examples/), caches it under
@@ -192,12 +194,15 @@ start_broker() {
 # run_one NNNN [SUBTESTS] [SCENARIO]
 run_one() {
     local num="$1" subtests="${2:-}" scenario="${3:-}"
-    local name="$num" flags=()
+    local name="$num" flags=() kafka_version=3.9.0 group_protocol=classic
     [[ -n "$subtests" ]] && name="$num-${subtests//[^A-Za-z0-9_.-]/_}"
     [[ -n "$scenario" ]] && name="$name-$scenario"
     case "$scenario" in
         "") ;;
         noautocreate) flags+=(--auto-create-topics false) ;;
+        # KIP-848: the runner opens its Kafka 4.x gates and consumers use
+        # group.protocol=consumer.
+        consumer) kafka_version=4.0.0; group_protocol=consumer; scenario="" ;;
         *) echo "FAIL $name (unknown scenario $scenario)"; return 1 ;;
     esac
     local tlog="$LOGDIR/$name.test.log" blog="$LOGDIR/$name.broker.log"
@@ -219,8 +224,8 @@ run_one() {
         } >"$LOGDIR/$name.test.conf"
         export RDKAFKA_TEST_CONF="$LOGDIR/$name.test.conf"
         export LD_LIBRARY_PATH="$SRC/src:$SRC/src-cpp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-        export TEST_KAFKA_VERSION=3.9.0
-        export TEST_CONSUMER_GROUP_PROTOCOL=classic
+        export TEST_KAFKA_VERSION="$kafka_version"
+        export TEST_CONSUMER_GROUP_PROTOCOL="$group_protocol"
         export TESTS="$num"
         if [[ -n "$subtests" ]]; then export SUBTESTS="$subtests"; else unset SUBTESTS; fi
         if [[ -n "$scenario" ]]; then export TEST_SCENARIO="$scenario"; else unset TEST_SCENARIO; fi

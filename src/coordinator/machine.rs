@@ -91,6 +91,27 @@ impl GroupCoordinator {
         new_id: &str,
         image: &Image,
         now_ms: i64,
+    ) -> (HeartbeatResponse, Effects) {
+        let mut fx = Effects::default();
+        let r = self.consumer_heartbeat_inner(group_id, req, new_id, image, now_ms);
+        if let Some(g) = self.consumer.get_mut(group_id) {
+            if let Some(v) = g.snapshot_if_changed() {
+                fx.records.push(Record {
+                    key: records::consumer_group_key(group_id),
+                    value: Some(v.into()),
+                });
+            }
+        }
+        (r, fx)
+    }
+
+    fn consumer_heartbeat_inner(
+        &mut self,
+        group_id: &str,
+        req: HeartbeatRequest,
+        new_id: &str,
+        image: &Image,
+        now_ms: i64,
     ) -> HeartbeatResponse {
         if group_id.is_empty() {
             return HeartbeatResponse::error(codes::INVALID_REQUEST, "GroupId can't be empty");
@@ -212,6 +233,12 @@ impl GroupCoordinator {
         let climits = self.cfg.consumer;
         for g in self.consumer.values_mut() {
             g.tick(&climits, now_ms);
+            if let Some(v) = g.snapshot_if_changed() {
+                fx.records.push(Record {
+                    key: records::consumer_group_key(&g.id),
+                    value: Some(v.into()),
+                });
+            }
         }
         if now_ms >= self.next_expiry_check_ms {
             self.next_expiry_check_ms =
@@ -294,12 +321,18 @@ impl GroupCoordinator {
         commits: Vec<Commit>,
         now_ms: i64,
     ) {
-        let g = self
-            .groups
-            .entry(group_id.to_string())
-            .or_insert_with(|| Group::new(group_id, now_ms));
-        if let Some(m) = g.members.get_mut(member_id) {
-            m.last_heartbeat_ms = now_ms;
+        if let Some(g) = self.consumer.get_mut(group_id) {
+            if let Some(m) = g.members.get_mut(member_id) {
+                m.last_heartbeat_ms = now_ms;
+            }
+        } else {
+            let g = self
+                .groups
+                .entry(group_id.to_string())
+                .or_insert_with(|| Group::new(group_id, now_ms));
+            if let Some(m) = g.members.get_mut(member_id) {
+                m.last_heartbeat_ms = now_ms;
+            }
         }
         let offsets = self.offsets.entry(group_id.to_string()).or_default();
         for c in commits {
@@ -343,6 +376,10 @@ impl GroupCoordinator {
             if let Some(cg) = self.consumer.get(id) {
                 let code = if cg.members.is_empty() {
                     self.consumer.remove(id);
+                    fx.records.push(Record {
+                        key: records::consumer_group_key(id),
+                        value: None,
+                    });
                     self.remove_group(id, &mut fx);
                     codes::NONE
                 } else {
@@ -469,6 +506,10 @@ impl GroupCoordinator {
                 .is_some_and(|g| g.members.is_empty())
             {
                 self.consumer.remove(&gid);
+                fx.records.push(Record {
+                    key: records::consumer_group_key(&gid),
+                    value: None,
+                });
             }
             if self
                 .groups
@@ -524,6 +565,15 @@ impl GroupCoordinator {
             (Key::Group(id), None) => {
                 self.groups.remove(&id);
             }
+            (Key::ConsumerGroup(id), Some(v)) => {
+                let Some(g) = ConsumerGroup::restore(v, now_ms) else {
+                    return false;
+                };
+                self.consumer.insert(id, g);
+            }
+            (Key::ConsumerGroup(id), None) => {
+                self.consumer.remove(&id);
+            }
         }
         true
     }
@@ -532,7 +582,7 @@ impl GroupCoordinator {
     pub fn finish_replay(&mut self, now_ms: i64) {
         self.offsets.retain(|_, m| !m.is_empty());
         for gid in self.offsets.keys() {
-            if !self.groups.contains_key(gid) {
+            if !self.groups.contains_key(gid) && !self.consumer.contains_key(gid) {
                 self.groups.insert(gid.clone(), Group::new(gid, now_ms));
             }
         }

@@ -51,6 +51,19 @@ pub enum Key {
         partition: i32,
     },
     Group(String),
+    /// A KIP-848 consumer group (Fjord's own key version, JSON value).
+    ConsumerGroup(String),
+}
+
+/// Key version of Fjord's consumer group snapshot; Kafka's own key
+/// versions stay below 100.
+const CONSUMER_GROUP_KEY_VERSION: i16 = 1000;
+
+pub fn consumer_group_key(group: &str) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i16(CONSUMER_GROUP_KEY_VERSION);
+    put_str(&mut b, group);
+    b.freeze()
 }
 
 /// A key and value to append (value `None` is a tombstone).
@@ -178,6 +191,7 @@ pub fn decode_key(b: &[u8]) -> Option<Key> {
             partition: r.i32()?,
         }),
         2 => Some(Key::Group(r.string()?)),
+        CONSUMER_GROUP_KEY_VERSION => Some(Key::ConsumerGroup(r.string()?)),
         _ => None,
     }
 }

@@ -260,7 +260,7 @@ impl GroupRuntime {
     }
 
     /// ConsumerGroupHeartbeat: the topic image is taken from the log.
-    pub fn consumer_heartbeat(
+    pub async fn consumer_heartbeat(
         &self,
         group: &str,
         req: HeartbeatRequest,
@@ -274,9 +274,37 @@ impl GroupRuntime {
             .filter(|t| t.name != OFFSETS_TOPIC)
             .map(|t| (t.name.clone(), (t.id, t.meta().partitions)))
             .collect();
-        self.lock()
-            .machine
-            .consumer_heartbeat(group, req, &new_id, &image, now_ms)
+        let (resp, durable) = {
+            let mut inner = self.lock();
+            let (resp, fx) = inner
+                .machine
+                .consumer_heartbeat(group, req, &new_id, &image, now_ms);
+            match self.append(&fx.records, now_ms) {
+                Ok(files) if self.fsync && !files.is_empty() => {
+                    (resp, Some(self.syncer.submit(files)))
+                }
+                Ok(_) => (resp, None),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot write consumer group records");
+                    return HeartbeatResponse::error(
+                        codes::COORDINATOR_NOT_AVAILABLE,
+                        "cannot store the group",
+                    );
+                }
+            }
+        };
+        if let Some(w) = durable {
+            if w.await
+                .unwrap_or_else(|_| Err("syncer stopped".into()))
+                .is_err()
+            {
+                return HeartbeatResponse::error(
+                    codes::COORDINATOR_NOT_AVAILABLE,
+                    "cannot store the group",
+                );
+            }
+        }
+        resp
     }
 
     /// Runs every group's timers.

@@ -37,31 +37,34 @@ pub async fn heartbeat(
             .map(|tp| (tp.topic_id, tp.partitions.iter().copied().collect()))
             .collect()
     });
-    let r = b.groups.consumer_heartbeat(
-        &req.group_id,
-        HeartbeatRequest {
-            member_id: req.member_id.to_string(),
-            member_epoch: req.member_epoch,
-            instance_id: req.instance_id.as_ref().map(|x| x.to_string()),
-            rack_id: req.rack_id.as_ref().map(|x| x.to_string()),
-            rebalance_timeout_ms: req.rebalance_timeout_ms,
-            subscribed: req
-                .subscribed_topic_names
-                .as_ref()
-                .map(|ts| ts.iter().map(|t| t.to_string()).collect()),
-            regex: if version >= 1 {
-                req.subscribed_topic_regex.as_ref().map(|x| x.to_string())
-            } else {
-                None
+    let r = b
+        .groups
+        .consumer_heartbeat(
+            &req.group_id,
+            HeartbeatRequest {
+                member_id: req.member_id.to_string(),
+                member_epoch: req.member_epoch,
+                instance_id: req.instance_id.as_ref().map(|x| x.to_string()),
+                rack_id: req.rack_id.as_ref().map(|x| x.to_string()),
+                rebalance_timeout_ms: req.rebalance_timeout_ms,
+                subscribed: req
+                    .subscribed_topic_names
+                    .as_ref()
+                    .map(|ts| ts.iter().map(|t| t.to_string()).collect()),
+                regex: if version >= 1 {
+                    req.subscribed_topic_regex.as_ref().map(|x| x.to_string())
+                } else {
+                    None
+                },
+                assignor: req.server_assignor.as_ref().map(|x| x.to_string()),
+                owned,
+                client_id: peer.client_id.clone(),
+                client_host: peer.host.clone(),
+                version,
             },
-            assignor: req.server_assignor.as_ref().map(|x| x.to_string()),
-            owned,
-            client_id: peer.client_id.clone(),
-            client_host: peer.host.clone(),
-            version,
-        },
-        b.now_ms(),
-    );
+            b.now_ms(),
+        )
+        .await;
     let mut resp = ConsumerGroupHeartbeatResponse::default();
     resp.error_code = r.error;
     resp.error_message = r.message.as_deref().map(s);

@@ -23,7 +23,7 @@ pub const JOIN_EPOCH: i32 = 0;
 pub const LEAVE_EPOCH: i32 = -1;
 pub const STATIC_LEAVE_EPOCH: i32 = -2;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MemberState {
     Stable,
     /// Must revoke `pending_revocation` before moving to the new epoch.
@@ -33,7 +33,7 @@ pub enum MemberState {
     UnreleasedPartitions,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ConsumerMember {
     pub member_id: String,
     pub instance_id: Option<String>,
@@ -49,13 +49,19 @@ pub struct ConsumerMember {
     pub assignor: Option<String>,
     pub assigned: Assignment,
     pub pending_revocation: Assignment,
+    /// Session and revocation timers restart at load; not stored.
+    #[serde(skip)]
     pub last_heartbeat_ms: i64,
+    #[serde(skip)]
     pub revoke_deadline_ms: Option<i64>,
     /// The assignment last sent to the client.
+    #[serde(skip)]
     pub sent: Option<Assignment>,
 }
 
-#[derive(Debug, Clone)]
+/// A consumer group as stored in `__consumer_offsets` (JSON, under a
+/// Fjord-specific key version), rewritten whenever it changes.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ConsumerGroup {
     pub id: String,
     pub group_epoch: i32,
@@ -66,6 +72,9 @@ pub struct ConsumerGroup {
     pub image: Image,
     pub assignor: String,
     pub state_since_ms: i64,
+    /// The last stored snapshot, to write only changes.
+    #[serde(skip)]
+    pub stored: Option<Vec<u8>>,
 }
 
 /// A ConsumerGroupHeartbeat, as the group sees it.
@@ -153,7 +162,32 @@ impl ConsumerGroup {
             image: Image::new(),
             assignor: "uniform".into(),
             state_since_ms: now_ms,
+            stored: None,
         }
+    }
+
+    /// The group's record value if it changed since it was last stored.
+    pub fn snapshot_if_changed(&mut self) -> Option<Vec<u8>> {
+        let now = serde_json::to_vec(&*self).ok()?;
+        if self.stored.as_ref() == Some(&now) {
+            return None;
+        }
+        self.stored = Some(now.clone());
+        Some(now)
+    }
+
+    /// Rebuilds a stored group; timers restart at `now_ms`.
+    pub fn restore(value: &[u8], now_ms: i64) -> Option<Self> {
+        let mut g: ConsumerGroup = serde_json::from_slice(value).ok()?;
+        for m in g.members.values_mut() {
+            m.last_heartbeat_ms = now_ms;
+            if m.state == MemberState::UnrevokedPartitions {
+                m.revoke_deadline_ms =
+                    Some(now_ms.saturating_add(i64::from(m.rebalance_timeout_ms)));
+            }
+        }
+        g.stored = Some(value.to_vec());
+        Some(g)
     }
 
     /// Kafka's consumer group states (lower case on this API).

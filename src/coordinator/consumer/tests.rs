@@ -87,3 +87,24 @@ fn sessions_expire_and_bad_requests_are_refused() {
     assert!(g.members.is_empty());
     assert_eq!(g.state_name(), "Empty");
 }
+
+#[test]
+fn snapshots_round_trip_and_are_written_only_on_change() {
+    let image = Image::from([("t".to_string(), (Uuid::new_v4(), 3))]);
+    let mut g = ConsumerGroup::new("g", 0);
+    let a = g.heartbeat(hb("a", 0, None), "", &image, &limits(), 0);
+    let v = g.snapshot_if_changed().expect("changed");
+    assert!(g.snapshot_if_changed().is_none(), "unchanged");
+    let h = g.heartbeat(hb("a", a.member_epoch, None), "", &image, &limits(), 10);
+    assert_eq!(h.member_epoch, a.member_epoch);
+    assert!(
+        g.snapshot_if_changed().is_none(),
+        "a plain heartbeat writes nothing"
+    );
+    let r = ConsumerGroup::restore(&v, 99).expect("decodes");
+    assert_eq!(r.group_epoch, g.group_epoch);
+    let m = &r.members["a"];
+    assert_eq!((m.member_epoch, m.last_heartbeat_ms), (a.member_epoch, 99));
+    assert_eq!(m.assigned, g.members["a"].assigned);
+    assert!(ConsumerGroup::restore(b"{not json", 0).is_none());
+}
