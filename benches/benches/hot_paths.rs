@@ -120,11 +120,72 @@ fn fetch_read(c: &mut Criterion) {
     g.finish();
 }
 
+/// A compacted partition of ~32 MiB in 1 MiB segments: 100-record batches
+/// of 1 KiB values over 2,000 keys, so nearly every record is superseded.
+fn compacted_log() -> Option<(tempfile::TempDir, fjord::log::LogManager, u64)> {
+    use std::collections::BTreeMap;
+    let dir = tempfile::tempdir().ok()?;
+    let mut s = fjord::config::Settings::for_dir(dir.path().to_path_buf());
+    s.segment_bytes = 1 << 20;
+    let s = std::sync::Arc::new(s);
+    let log = fjord::log::LogManager::open(s, 0).ok()?;
+    let configs = BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("min.cleanable.dirty.ratio".to_string(), "0.01".to_string()),
+    ]);
+    let t = futures::executor::block_on(log.create_topic("bench", 1, configs, false, 0)).ok()?;
+    let p = t.partition(0)?;
+    let cfg = t.config();
+    let value = vec![b'v'; 1024];
+    let mut written = 0u64;
+    let mut i = 0u64;
+    while written < 32 << 20 {
+        let keys: Vec<String> = (0..100)
+            .map(|j| format!("key-{}", (i * 100 + j) % 2000))
+            .collect();
+        let recs: Vec<build::Rec<'_>> = keys
+            .iter()
+            .map(|k| build::Rec {
+                key: Some(k.as_bytes()),
+                value: Some(&value),
+                timestamp_delta: 0,
+            })
+            .collect();
+        let b = build::batch(1_700_000_000_000, &recs);
+        written += b.len() as u64;
+        p.append(&b, &cfg, 0).ok()?;
+        i += 1;
+    }
+    Some((dir, log, written))
+}
+
+fn compaction(c: &mut Criterion) {
+    let Some((_d, _l, bytes)) = compacted_log() else {
+        return;
+    };
+    let mut g = c.benchmark_group("compaction");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(bytes));
+    g.bench_function("clean_32MiB_2000_keys", |bench| {
+        bench.iter_batched(
+            || compacted_log(),
+            |made| {
+                if let Some((_dir, log, _)) = made {
+                    black_box(log.clean(1_800_000_000_000, 1 << 22));
+                }
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     batch_validate,
     segment_append,
     index_lookup,
-    fetch_read
+    fetch_read,
+    compaction
 );
 criterion_main!(benches);
