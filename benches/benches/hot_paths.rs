@@ -168,7 +168,7 @@ fn compaction(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(bytes));
     g.bench_function("clean_32MiB_2000_keys", |bench| {
         bench.iter_batched(
-            || compacted_log(),
+            compacted_log,
             |made| {
                 if let Some((_dir, log, _)) = made {
                     black_box(log.clean(1_800_000_000_000, 1 << 22));
