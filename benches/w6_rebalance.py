@@ -8,6 +8,7 @@ confluent-kafka consumers on client defaults (heartbeat.interval.ms 3 s):
   join       first member subscribes -> it holds all 6 partitions
   scale-out  second member subscribes -> the two hold disjoint halves
   scale-in   second member closes -> the first holds all 6 again
+  (close)    of which: the second member's close() call itself
 
 for the classic protocol with range and cooperative-sticky, and KIP-848
 (group.protocol=consumer, server-side uniform assignor).
@@ -72,8 +73,8 @@ def one(binary, variant):
     proc, bs = start(binary, data)
     try:
         topic = f"w6-{uuid.uuid4().hex[:6]}"
-        AdminClient({"bootstrap.servers": bs}).create_topics(
-            [NewTopic(topic, PARTS, 1)])[topic].result(20)
+        admin = AdminClient({"bootstrap.servers": bs})
+        admin.create_topics([NewTopic(topic, PARTS, 1)])[topic].result(20)
         conf = {"bootstrap.servers": bs, "group.id": f"g-{uuid.uuid4().hex[:6]}"}
         if variant == "consumer":
             conf["group.protocol"] = "consumer"
@@ -88,9 +89,10 @@ def one(binary, variant):
                     and not (parts(c1) & parts(c2)) and len(parts(c1) | parts(c2)) == PARTS)
         t0 = time.monotonic()
         c2.close()
-        inn = until([c1], lambda: len(parts(c1)) == PARTS) + (time.monotonic() - t0)
+        closed = time.monotonic() - t0
+        inn = until([c1], lambda: len(parts(c1)) == PARTS) + closed
         c1.close()
-        return join, out, inn
+        return join, out, inn, closed
     finally:
         proc.kill()
         proc.wait()
@@ -104,7 +106,7 @@ def main():
     a = ap.parse_args()
     for variant in ("range", "cooperative-sticky", "consumer"):
         runs = [one(a.bin, variant) for _ in range(a.reps)]
-        for i, step in enumerate(("join", "scale-out", "scale-in")):
+        for i, step in enumerate(("join", "scale-out", "scale-in", "(close)")):
             xs = [r[i] for r in runs]
             print(f"{variant:20s} {step:10s} median {statistics.median(xs):6.2f} s  "
                   f"(min {min(xs):.2f}, max {max(xs):.2f}, n={len(xs)})", flush=True)
