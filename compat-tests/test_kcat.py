@@ -8,6 +8,9 @@ under the 1 MB limit accepted and one over it refused by the broker; `-Q`
 offset lookup by timestamp (ListOffsets). librdkafka 2.0.2 is strict about
 flexible-version responses, so this also guards the encoding of tagged fields.
 
+`-G` joins a consumer group (the classic protocol as librdkafka 2.0.2 speaks
+it), commits on exit, and a second run resumes from the committed offsets.
+
 kcat has no admin commands: topic creation/deletion, CreatePartitions,
 DeleteRecords and configs are skipped here (covered by the other two files).
 """
@@ -182,3 +185,27 @@ def test_metadata_unknown_topic_without_auto_create(broker_factory):
                          "DeleteRecords, Describe/AlterConfigs); covered in test_confluent.py and test_kafka_python.py")
 def test_admin_operations():
     pass
+
+
+def group_consume(b, group, topic):
+    """kcat's balanced consumer (-G): subscribe, read to the end, commit on exit."""
+    # Not `-o beginning`: kcat applies it to every assignment, ignoring commits.
+    p = kcat(b, "-G", group, "-e", "-J", "-X", "auto.offset.reset=earliest",
+             "-X", "session.timeout.ms=6000", "-X", "enable.auto.commit=true", topic)
+    return [json.loads(line) for line in p.stdout.decode().splitlines() if line.strip()]
+
+
+def test_group_consume_commits_and_resumes(broker_factory):
+    """The oldest librdkafka joins a group (JoinGroup/SyncGroup/OffsetCommit/
+    OffsetFetch as 2.0.2 speaks them), and a second run resumes where the
+    first committed."""
+    b = broker_factory(["--num-partitions", "2", "--group-initial-rebalance-delay-ms", "0"])
+    t = topic_name("grp")
+    for p in (0, 1):
+        produce(b, t, b"\n".join(b"p%d-%d" % (p, i) for i in range(5)) + b"\n", partition=p)
+    g = f"kcg-{uuid.uuid4().hex[:6]}"
+    first = group_consume(b, g, t)
+    assert sorted(m["payload"] for m in first) == sorted(f"p{p}-{i}" for p in (0, 1) for i in range(5))
+    produce(b, t, b"later\n", partition=1)
+    second = group_consume(b, g, t)
+    assert [m["payload"] for m in second] == ["later"], "resumed from the committed offsets"
