@@ -41,6 +41,8 @@ mod records;
 
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(test)]
+mod group_versions_tests;
 
 /// One implemented API: the versions we advertise and the versions we decode.
 ///
