@@ -79,7 +79,60 @@ fn corpus() -> Vec<Bytes> {
     let metadata = MetadataRequest::default().with_topics(Some(vec![
         metadata_request::MetadataRequestTopic::default().with_name(Some(topic("fz"))),
     ]));
+    let group = || GroupId(StrBytes::from_static_str("fzg"));
+    let join = JoinGroupRequest::default()
+        .with_group_id(group())
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+        )
+        .with_name(StrBytes::from_static_str("range"))
+        .with_metadata(Bytes::from_static(b"\x00\x01\x00\x00\x00\x01\x00\x02fz"))]);
+    let sync = SyncGroupRequest::default()
+        .with_group_id(group())
+        .with_generation_id(1)
+        .with_member_id(StrBytes::from_static_str("m"))
+        .with_assignments(vec![
+            sync_group_request::SyncGroupRequestAssignment::default()
+                .with_member_id(StrBytes::from_static_str("m"))
+                .with_assignment(Bytes::from_static(b"assignment")),
+        ]);
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(group())
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(topic("fz"))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_committed_offset(1)
+                        .with_committed_metadata(Some(StrBytes::from_static_str("m"))),
+                ]),
+        ]);
+    let offsets = OffsetFetchRequest::default().with_groups(vec![
+        offset_fetch_request::OffsetFetchRequestGroup::default()
+            .with_group_id(group())
+            .with_topics(None),
+    ]);
+    let cg = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("fzc")))
+        .with_member_id(StrBytes::from_static_str("m"))
+        .with_rebalance_timeout_ms(1000)
+        .with_subscribed_topic_names(Some(vec![topic("fz")]))
+        .with_topic_partitions(Some(vec![]));
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(group())
+        .with_members(vec![leave_group_request::MemberIdentity::default()
+            .with_member_id(StrBytes::from_static_str("m"))]);
     vec![
+        encode(ApiKey::JoinGroup, 5, &join),
+        encode(ApiKey::JoinGroup, 9, &join),
+        encode(ApiKey::SyncGroup, 5, &sync),
+        encode(ApiKey::OffsetCommit, 8, &commit),
+        encode(ApiKey::OffsetFetch, 9, &offsets),
+        encode(ApiKey::ConsumerGroupHeartbeat, 1, &cg),
+        encode(ApiKey::LeaveGroup, 5, &leave),
         encode(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()),
         encode(ApiKey::Metadata, 12, &metadata),
         encode(ApiKey::Metadata, 1, &metadata),
@@ -156,6 +209,7 @@ async fn mutated_requests_never_panic() {
     let mut settings = Settings::for_dir(dir.path().to_path_buf());
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.durability = crate::config::Durability::PageCache;
+    settings.group_initial_rebalance_delay_ms = 0;
     let running = crate::runtime::start(settings).await.unwrap();
     let broker = Arc::clone(&running.broker);
     let seed: u64 = std::env::var("FJORD_FUZZ_SEED")

@@ -21,6 +21,7 @@ fn state() -> &'static State {
         let mut settings = fjord::config::Settings::for_dir(dir.path().to_path_buf());
         settings.listen = "127.0.0.1:0".parse().expect("addr");
         settings.durability = fjord::config::Durability::PageCache;
+        settings.group_initial_rebalance_delay_ms = 0;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -43,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     s.rt.block_on(async {
         let out = tokio::time::timeout(
             Duration::from_millis(50),
-            fjord::handlers::handle(&s.running.broker, body),
+            fjord::handlers::handle(&s.running.broker, "/127.0.0.1", body),
         )
         .await;
         if let Ok(fjord::handlers::Outcome::Deferred(f)) = out {
