@@ -200,15 +200,9 @@ impl Group {
         now_ms: i64,
         fx: &mut Effects,
     ) {
-        let Some(mut m) = self.members.remove(old_id) else {
+        let Some(mut m) = self.take_member(old_id, codes::FENCED_INSTANCE_ID, fx) else {
             return;
         };
-        if let Some(w) = m.awaiting_join.take() {
-            fx.join(w, JoinResult::error(codes::FENCED_INSTANCE_ID, old_id));
-        }
-        if let Some(w) = m.awaiting_sync.take() {
-            fx.sync(w, SyncResult::error(codes::FENCED_INSTANCE_ID));
-        }
         let same = m.same_protocols(&req.protocols)
             || self
                 .protocol_name
@@ -433,21 +427,28 @@ impl Group {
     /// Removes a member, answering its waiting requests with
     /// UNKNOWN_MEMBER_ID. The caller decides whether to rebalance.
     fn remove_member(&mut self, id: &str, fx: &mut Effects) {
-        let Some(mut m) = self.members.remove(id) else {
+        let Some(m) = self.take_member(id, codes::UNKNOWN_MEMBER_ID, fx) else {
             return;
         };
-        if let Some(w) = m.awaiting_join.take() {
-            fx.join(w, JoinResult::error(codes::UNKNOWN_MEMBER_ID, id));
-        }
-        if let Some(w) = m.awaiting_sync.take() {
-            fx.sync(w, SyncResult::error(codes::UNKNOWN_MEMBER_ID));
-        }
         if let Some(inst) = &m.instance_id {
             if self.statics.get(inst).map(String::as_str) == Some(id) {
                 self.statics.remove(inst);
             }
         }
         self.join_order.retain(|x| x != id);
+    }
+
+    /// Takes a member out of `members`, answering its waiting JoinGroup and
+    /// SyncGroup with `code`.
+    fn take_member(&mut self, id: &str, code: ErrorCode, fx: &mut Effects) -> Option<Member> {
+        let mut m = self.members.remove(id)?;
+        if let Some(w) = m.awaiting_join.take() {
+            fx.join(w, JoinResult::error(code, id));
+        }
+        if let Some(w) = m.awaiting_sync.take() {
+            fx.sync(w, SyncResult::error(code));
+        }
+        Some(m)
     }
 
     /// After members left or expired: rebalance, or finish the join.
