@@ -153,11 +153,19 @@ pub fn filter(
     out.extend_from_slice(&body);
     let batch_length = i32::try_from(out.len() - 12).map_err(|_| BatchError::BadLength(-1))?;
     let count = i32::try_from(kept.len()).map_err(|_| BatchError::BadLength(-1))?;
-    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
-    out[COUNT_AT..COUNT_AT + 4].copy_from_slice(&count.to_be_bytes());
-    let crc = crc32c::crc32c(&out[CRC_START..]);
-    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    put(&mut out, 8, &batch_length.to_be_bytes())?;
+    put(&mut out, COUNT_AT, &count.to_be_bytes())?;
+    let crc = crc32c::crc32c(out.get(CRC_START..).unwrap_or_default());
+    put(&mut out, 17, &crc.to_be_bytes())?;
     Ok(Filtered::Rewritten(out))
+}
+
+/// Writes `v` at `at` in a batch being built (always inside its header).
+fn put(out: &mut [u8], at: usize, v: &[u8]) -> Result<(), BatchError> {
+    out.get_mut(at..at + v.len())
+        .ok_or(BatchError::BadLength(-1))?
+        .copy_from_slice(v);
+    Ok(())
 }
 
 #[cfg(test)]
