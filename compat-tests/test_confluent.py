@@ -14,7 +14,7 @@ fetch limits still comes back), long-poll Fetch waking on new data, data and
 topic configs surviving a restart, reads across many small segments, and
 retention.ms deleting expired segments.
 
-Consumers use manual assignment only: fjord has no consumer groups.
+Consumers here use manual assignment; groups are in test_groups_*.py.
 """
 import time
 import uuid

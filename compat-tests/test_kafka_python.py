@@ -12,7 +12,7 @@ max-timestamp); delete records; describe and alter topic and broker configs.
 
 Producers run with enable_idempotence=False: kafka-python enables idempotence by
 default, which needs InitProducerId, and fjord does not implement it.
-Consumers use manual assignment only (group_id=None): fjord has no consumer groups.
+Consumers here use manual assignment (group_id=None); groups are in test_groups_kafka_python.py.
 """
 import time
 import uuid
