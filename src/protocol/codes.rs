@@ -59,3 +59,4 @@ pub const FENCED_MEMBER_EPOCH: ErrorCode = 110;
 pub const UNRELEASED_INSTANCE_ID: ErrorCode = 111;
 pub const UNSUPPORTED_ASSIGNOR: ErrorCode = 112;
 pub const STALE_MEMBER_EPOCH: ErrorCode = 113;
+pub const INVALID_REGULAR_EXPRESSION: ErrorCode = 128;

@@ -46,6 +46,9 @@ pub struct ConsumerMember {
     pub rebalance_timeout_ms: i32,
     pub subscribed: Vec<String>,
     pub regex: Option<String>,
+    /// `subscribed` plus the existing topics `regex` matches.
+    #[serde(default)]
+    pub resolved: Vec<String>,
     pub assignor: Option<String>,
     pub assigned: Assignment,
     pub pending_revocation: Assignment,
@@ -118,6 +121,15 @@ impl HeartbeatResponse {
 pub struct ConsumerLimits {
     pub session_timeout_ms: i64,
     pub max_size: usize,
+}
+
+/// A subscription regex (RE2 syntax, as Kafka's RE2J): it must match the
+/// whole topic name. Linear-time matching and a size limit bound what a
+/// client's pattern can cost.
+fn compile(re: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(&format!("^(?:{re})$"))
+        .size_limit(1 << 20)
+        .build()
 }
 
 fn contains(a: &Assignment, t: &Uuid, p: i32) -> bool {
@@ -215,7 +227,7 @@ impl ConsumerGroup {
     pub fn subscribed_topics(&self) -> BTreeSet<String> {
         self.members
             .values()
-            .flat_map(|m| m.subscribed.iter().cloned())
+            .flat_map(|m| m.resolved.iter().cloned())
             .collect()
     }
 
@@ -251,6 +263,14 @@ impl ConsumerGroup {
     ) -> HeartbeatResponse {
         if req.member_epoch == LEAVE_EPOCH || req.member_epoch == STATIC_LEAVE_EPOCH {
             return self.leave(&req, now_ms);
+        }
+        if let Some(re) = &req.regex {
+            if let Err(e) = compile(re) {
+                return HeartbeatResponse::error(
+                    codes::INVALID_REGULAR_EXPRESSION,
+                    &format!("invalid regular expression {re}: {e}"),
+                );
+            }
         }
         if let Some(a) = &req.assignor {
             if !assignor::ASSIGNORS.contains(&a.as_str()) {
@@ -371,6 +391,7 @@ impl ConsumerGroup {
             rebalance_timeout_ms: req.rebalance_timeout_ms.max(0),
             subscribed: Vec::new(),
             regex: None,
+            resolved: Vec::new(),
             assignor: None,
             assigned,
             pending_revocation: Assignment::new(),
@@ -452,8 +473,20 @@ impl ConsumerGroup {
         }
     }
 
-    /// A change in the subscribed topics' partitions is a new group epoch.
+    /// Resolves each member's subscription against the existing topics; a
+    /// change in the subscribed topics or their partitions is a new group
+    /// epoch.
     fn refresh_image(&mut self, full: &Image, now_ms: i64) {
+        for m in self.members.values_mut() {
+            let mut topics: BTreeSet<String> = m.subscribed.iter().cloned().collect();
+            if let Some(re) = m.regex.as_deref().and_then(|r| compile(r).ok()) {
+                topics.extend(full.keys().filter(|t| re.is_match(t)).cloned());
+            }
+            let topics: Vec<String> = topics.into_iter().collect();
+            if topics != m.resolved {
+                m.resolved = topics;
+            }
+        }
         let subscribed = self.subscribed_topics();
         let image: Image = full
             .iter()
@@ -483,7 +516,7 @@ impl ConsumerGroup {
         let subs: assignor::Subscriptions = self
             .members
             .values()
-            .map(|m| (m.member_id.clone(), m.subscribed.clone()))
+            .map(|m| (m.member_id.clone(), m.resolved.clone()))
             .collect();
         self.target = assignor::assign(&self.assignor, &subs, &self.image, &self.target);
         self.assignment_epoch = self.group_epoch;

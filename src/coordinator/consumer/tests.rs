@@ -108,3 +108,36 @@ fn snapshots_round_trip_and_are_written_only_on_change() {
     assert_eq!(m.assigned, g.members["a"].assigned);
     assert!(ConsumerGroup::restore(b"{not json", 0).is_none());
 }
+
+#[test]
+fn regex_subscriptions_match_whole_names_and_follow_new_topics() {
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut image = Image::from([
+        ("top-1".to_string(), (a, 2)),
+        ("other".to_string(), (Uuid::new_v4(), 2)),
+        ("xtop-1".to_string(), (Uuid::new_v4(), 2)),
+    ]);
+    let mut g = ConsumerGroup::new("g", 0);
+    let mut r = hb("a", 0, None);
+    r.subscribed = None;
+    r.regex = Some("top-.*".into());
+    let first = g.heartbeat(r.clone(), "", &image, &limits(), 0);
+    assert_eq!(
+        first
+            .assignment
+            .as_ref()
+            .map(|x| x.keys().copied().collect::<Vec<_>>()),
+        Some(vec![a])
+    );
+    image.insert("top-2".to_string(), (b, 1));
+    let next = g.heartbeat(hb("a", first.member_epoch, None), "", &image, &limits(), 10);
+    assert!(
+        next.member_epoch > first.member_epoch,
+        "a new matching topic is a new epoch"
+    );
+    assert_eq!(n(&next.assignment), 3);
+    r.member_id = "b".into();
+    r.regex = Some("(unclosed".into());
+    let bad = g.heartbeat(r, "", &image, &limits(), 20);
+    assert_eq!(bad.error, codes::INVALID_REGULAR_EXPRESSION);
+}
