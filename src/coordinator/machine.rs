@@ -232,18 +232,32 @@ impl GroupCoordinator {
         }
         let climits = self.cfg.consumer;
         for g in self.consumer.values_mut() {
-            g.tick(&climits, now_ms);
-            if let Some(v) = g.snapshot_if_changed() {
-                fx.records.push(Record {
-                    key: records::consumer_group_key(&g.id),
-                    value: Some(v.into()),
-                });
+            if g.tick(&climits, now_ms) {
+                push_snapshot(g, &mut fx);
             }
         }
         if now_ms >= self.next_expiry_check_ms {
             self.next_expiry_check_ms =
                 now_ms.saturating_add(self.cfg.offsets_retention_check_interval_ms);
             self.expire_offsets(now_ms, &mut fx);
+        }
+        fx
+    }
+
+    /// The timers of the named groups only (before an operation that
+    /// depends on who is still a member).
+    pub fn tick_groups(&mut self, ids: &[&str], now_ms: i64) -> Effects {
+        let mut fx = Effects::default();
+        let (limits, climits) = (self.cfg.limits, self.cfg.consumer);
+        for id in ids {
+            if let Some(g) = self.groups.get_mut(*id) {
+                g.tick(&limits, now_ms, &mut fx);
+            }
+            if let Some(g) = self.consumer.get_mut(*id) {
+                if g.tick(&climits, now_ms) {
+                    push_snapshot(g, &mut fx);
+                }
+            }
         }
         fx
     }
@@ -586,6 +600,15 @@ impl GroupCoordinator {
                 self.groups.insert(gid.clone(), Group::new(gid, now_ms));
             }
         }
+    }
+}
+
+fn push_snapshot(g: &mut ConsumerGroup, fx: &mut Effects) {
+    if let Some(v) = g.snapshot_if_changed() {
+        fx.records.push(Record {
+            key: records::consumer_group_key(&g.id),
+            value: Some(v.into()),
+        });
     }
 }
 

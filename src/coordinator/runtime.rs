@@ -310,11 +310,23 @@ impl GroupRuntime {
     /// Runs every group's timers.
     pub fn tick(&self, now_ms: i64) {
         let mut inner = self.lock();
-        let fx = inner.machine.tick(now_ms);
+        self.tick_locked(&mut inner, None, now_ms);
+    }
+
+    /// Timers are checked every GROUP_TICK_MS; operations whose answer
+    /// depends on who is still a member (DeleteGroups, OffsetDelete,
+    /// OffsetCommit) first run those of their groups, so a session that has
+    /// just lapsed counts as lapsed to the millisecond, as with Kafka's
+    /// per-member timers.
+    fn tick_locked(&self, inner: &mut Inner, ids: Option<&[&str]>, now_ms: i64) {
+        let fx = match ids {
+            None => inner.machine.tick(now_ms),
+            Some(ids) => inner.machine.tick_groups(ids, now_ms),
+        };
         if fx.records.is_empty() && fx.replies.is_empty() {
             return;
         }
-        let d = self.apply(&mut inner, fx, now_ms);
+        let d = self.apply(inner, fx, now_ms);
         self.deliver(d);
     }
 
@@ -333,6 +345,7 @@ impl GroupRuntime {
     ) -> Result<(), ErrorCode> {
         let durable = {
             let mut inner = self.lock();
+            self.tick_locked(&mut inner, Some(&[group]), now_ms);
             inner
                 .machine
                 .check_commit(group, generation, member_id, instance_id, version)?;
@@ -360,11 +373,13 @@ impl GroupRuntime {
     /// An operation that only writes records (DeleteGroups, OffsetDelete).
     pub async fn write<T>(
         &self,
+        groups: &[&str],
         now_ms: i64,
         op: impl FnOnce(&mut GroupCoordinator) -> (T, Effects),
     ) -> Result<T, ErrorCode> {
         let durable = {
             let mut inner = self.lock();
+            self.tick_locked(&mut inner, Some(groups), now_ms);
             let (out, fx) = op(&mut inner.machine);
             let files = self
                 .append(&fx.records, now_ms)

@@ -331,7 +331,12 @@ pub async fn list(b: &Broker, req: ListGroupsRequest, version: i16) -> ListGroup
 
 pub async fn delete(b: &Broker, req: DeleteGroupsRequest, _version: i16) -> DeleteGroupsResponse {
     let ids: Vec<String> = req.groups_names.iter().map(|g| g.to_string()).collect();
-    let codes_out = match b.groups.write(b.now_ms(), |m| m.delete_groups(&ids)).await {
+    let names: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let codes_out = match b
+        .groups
+        .write(&names, b.now_ms(), |m| m.delete_groups(&ids))
+        .await
+    {
         Ok(c) => c,
         Err(e) => vec![e; ids.len()],
     };

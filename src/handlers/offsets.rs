@@ -234,7 +234,7 @@ pub async fn delete(b: &Broker, req: OffsetDeleteRequest, _version: i16) -> Offs
     let mut resp = OffsetDeleteResponse::default();
     let result = b
         .groups
-        .write(b.now_ms(), |m| {
+        .write(&[req.group_id.as_str()], b.now_ms(), |m| {
             match m.delete_offsets(&req.group_id, &wanted) {
                 Ok((rows, fx)) => (Ok(rows), fx),
                 Err(e) => (Err(e), Default::default()),

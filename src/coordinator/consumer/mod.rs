@@ -583,8 +583,9 @@ impl ConsumerGroup {
         }
     }
 
-    /// Expires members whose session lapsed or who did not revoke in time.
-    pub fn tick(&mut self, limits: &ConsumerLimits, now_ms: i64) {
+    /// Expires members whose session lapsed or who did not revoke in time;
+    /// true if any was removed.
+    pub fn tick(&mut self, limits: &ConsumerLimits, now_ms: i64) -> bool {
         let expired: Vec<String> = self
             .members
             .values()
@@ -596,10 +597,12 @@ impl ConsumerGroup {
             })
             .map(|m| m.member_id.clone())
             .collect();
+        let any = !expired.is_empty();
         for id in expired {
             tracing::info!(group = %self.id, member = %id, "consumer group member expired");
             self.remove(&id, now_ms);
         }
+        any
     }
 }
 
