@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::group::WaitId;
 use super::records::Record;
-use crate::protocol::codes::{self, ErrorCode};
+use crate::protocol::codes::ErrorCode;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JoinMember {
@@ -61,17 +61,6 @@ pub enum Reply {
     Sync(SyncResult),
 }
 
-impl Reply {
-    /// The answer for a waiter whose coordinator went away.
-    pub fn unavailable(join: bool) -> Self {
-        if join {
-            Reply::Join(JoinResult::error(codes::NOT_COORDINATOR, ""))
-        } else {
-            Reply::Sync(SyncResult::error(codes::NOT_COORDINATOR))
-        }
-    }
-}
-
 #[derive(Debug, Default)]
 pub struct Effects {
     pub replies: Vec<(WaitId, Reply)>,
@@ -79,9 +68,6 @@ pub struct Effects {
 }
 
 impl Effects {
-    pub fn reply(&mut self, to: WaitId, r: Reply) {
-        self.replies.push((to, r));
-    }
     pub fn join(&mut self, to: WaitId, r: JoinResult) {
         self.replies.push((to, Reply::Join(r)));
     }

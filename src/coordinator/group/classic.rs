@@ -643,11 +643,6 @@ impl Group {
         }
         self.complete_join(now_ms, fx);
     }
-
-    /// The earliest time `tick` has something to do, for tests and timers.
-    pub fn next_deadline_ms(&self) -> Option<i64> {
-        self.join_deadline_ms
-    }
 }
 
 fn metadata_of(protocols: &[(String, Bytes)], name: &str) -> Bytes {
