@@ -8,7 +8,9 @@
 
 use bytes::Bytes;
 
-use super::{Group, GroupState, InitialDelay, Member, WaitId, NEW_MEMBER_JOIN_TIMEOUT_MS};
+use super::{
+    metadata_of, Group, GroupState, InitialDelay, Member, WaitId, NEW_MEMBER_JOIN_TIMEOUT_MS,
+};
 use crate::coordinator::effects::{Effects, JoinMember, JoinResult, SyncResult};
 use crate::coordinator::records::{self, Record};
 use crate::protocol::codes::{self, ErrorCode};
@@ -643,14 +645,6 @@ impl Group {
         }
         self.complete_join(now_ms, fx);
     }
-}
-
-fn metadata_of(protocols: &[(String, Bytes)], name: &str) -> Bytes {
-    protocols
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, m)| m.clone())
-        .unwrap_or_default()
 }
 
 /// Kafka's `shouldKeepAlive`: a member waiting in a join lives until the

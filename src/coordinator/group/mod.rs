@@ -62,16 +62,21 @@ pub struct Member {
     pub is_new: bool,
 }
 
+/// The metadata a (name, metadata) list carries for `protocol` (empty if none).
+pub fn metadata_of(protocols: &[(String, Bytes)], protocol: &str) -> Bytes {
+    protocols
+        .iter()
+        .find(|(n, _)| n == protocol)
+        .map(|(_, m)| m.clone())
+        .unwrap_or_default()
+}
+
 /// Kafka's limit on how long a new member may wait in a join.
 pub const NEW_MEMBER_JOIN_TIMEOUT_MS: i64 = 5 * 60 * 1000;
 
 impl Member {
     pub fn metadata_for(&self, protocol: &str) -> Bytes {
-        self.protocols
-            .iter()
-            .find(|(n, _)| n == protocol)
-            .map(|(_, m)| m.clone())
-            .unwrap_or_default()
+        metadata_of(&self.protocols, protocol)
     }
 
     fn same_protocols(&self, other: &[(String, Bytes)]) -> bool {
