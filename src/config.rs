@@ -119,6 +119,14 @@ settings! {
     group_consumer_heartbeat_interval_ms ("FJORD_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS"): i32 = 5_000;
     /// Longest metadata string of a committed offset (offset.metadata.max.bytes) [4096].
     offset_metadata_max_bytes ("FJORD_OFFSET_METADATA_MAX_BYTES"): usize = 4_096;
+    /// Longest transaction timeout a producer may ask for (transaction.max.timeout.ms) [900000].
+    transaction_max_timeout_ms ("FJORD_TRANSACTION_MAX_TIMEOUT_MS"): i32 = 900_000;
+    /// How often timed-out transactions are aborted (transaction.abort.timed.out.transaction.cleanup.interval.ms) [10000].
+    transaction_abort_timed_out_transaction_cleanup_interval_ms ("FJORD_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS"): u64 = 10_000;
+    /// Idle transactional ids are forgotten after this long (transactional.id.expiration.ms) [604800000].
+    transactional_id_expiration_ms ("FJORD_TRANSACTIONAL_ID_EXPIRATION_MS"): i64 = 604_800_000;
+    /// Idle producer state is forgotten after this long (producer.id.expiration.ms) [86400000].
+    producer_id_expiration_ms ("FJORD_PRODUCER_ID_EXPIRATION_MS"): i64 = 86_400_000;
 }
 
 /// A configuration problem, naming the key.
@@ -187,6 +195,21 @@ impl Settings {
             return Err(bad(
                 "offsets_retention_check_interval_ms",
                 "must be at least 1",
+            ));
+        }
+        if self.transaction_max_timeout_ms < 1 {
+            return Err(bad("transaction_max_timeout_ms", "must be at least 1"));
+        }
+        if self.transaction_abort_timed_out_transaction_cleanup_interval_ms < 1 {
+            return Err(bad(
+                "transaction_abort_timed_out_transaction_cleanup_interval_ms",
+                "must be at least 1",
+            ));
+        }
+        if self.transactional_id_expiration_ms < 1 || self.producer_id_expiration_ms < 1 {
+            return Err(bad(
+                "transactional_id_expiration_ms",
+                "expirations must be at least 1",
             ));
         }
         if !(1..=10_000).contains(&self.num_partitions) {

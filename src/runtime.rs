@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::coordinator::runtime::GroupRuntime;
+use crate::coordinator::txn_runtime::TxnRuntime;
 use crate::handlers::Broker;
 use crate::log::sync::Syncer;
 use crate::log::LogManager;
@@ -63,12 +64,23 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let syncer = Syncer::start();
     let groups =
         Arc::new(GroupRuntime::open(log.clone(), &settings, syncer.clone(), clock.now_ms()).await?);
+    let txns = Arc::new(
+        TxnRuntime::open(
+            log.clone(),
+            &settings,
+            syncer.clone(),
+            groups.clone(),
+            clock.now_ms(),
+        )
+        .await?,
+    );
     let broker = Arc::new(Broker {
         log: log.clone(),
         settings: settings.clone(),
         clock: clock.clone(),
         syncer,
         groups: groups.clone(),
+        txns: txns.clone(),
         cluster_id: cluster_id(&settings.data_dir)?,
         advertised_host: host,
         advertised_port: i32::from(port),
@@ -85,12 +97,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     ));
     let duties = vec![
         tokio::spawn(group_timers(groups, clock.clone(), stop_rx.clone())),
+        tokio::spawn(txn_timers(
+            txns,
+            clock.clone(),
+            settings.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+            stop_rx.clone(),
+        )),
         tokio::spawn(every(
             settings.recovery_checkpoint_interval_ms,
             stop_rx.clone(),
             {
                 let log = log.clone();
+                let clock = clock.clone();
                 move || {
+                    log.expire_producers(clock.now_ms());
                     if let Err(e) = log.checkpoint() {
                         tracing::error!(error = %e, "recovery checkpoint failed");
                     }
@@ -147,6 +167,24 @@ async fn group_timers(
         }
     }
     groups.close();
+}
+
+/// Aborts timed-out transactions and expires idle transactional ids every
+/// `interval_ms`.
+async fn txn_timers(
+    txns: Arc<TxnRuntime>,
+    clock: Arc<dyn Clock>,
+    interval_ms: u64,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = crate::server::stopped(&mut stop) => break,
+            _ = tick.tick() => txns.tick(clock.now_ms()).await,
+        }
+    }
 }
 
 /// Resolution of group timers (sessions, rebalance deadlines).

@@ -73,7 +73,7 @@ pub struct Record {
     pub value: Option<Bytes>,
 }
 
-fn put_str(b: &mut BytesMut, s: &str) {
+pub(crate) fn put_str(b: &mut BytesMut, s: &str) {
     let bytes = s.as_bytes();
     let n = i16::try_from(bytes.len()).unwrap_or(i16::MAX);
     b.put_i16(n);
@@ -141,28 +141,28 @@ pub fn group_value(v: &GroupValue) -> Bytes {
 }
 
 /// A bounds-checked reader over one key or value.
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
+pub(crate) struct Reader<'a> {
+    pub b: &'a [u8],
+    pub pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let end = self.pos.checked_add(n)?;
         let s = self.b.get(self.pos..end)?;
         self.pos = end;
         Some(s)
     }
-    fn i16(&mut self) -> Option<i16> {
+    pub(crate) fn i16(&mut self) -> Option<i16> {
         Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
     }
-    fn i32(&mut self) -> Option<i32> {
+    pub(crate) fn i32(&mut self) -> Option<i32> {
         Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
     }
-    fn i64(&mut self) -> Option<i64> {
+    pub(crate) fn i64(&mut self) -> Option<i64> {
         Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
     }
-    fn nullable(&mut self) -> Option<Option<String>> {
+    pub(crate) fn nullable(&mut self) -> Option<Option<String>> {
         let n = self.i16()?;
         if n < 0 {
             return Some(None);
@@ -170,10 +170,10 @@ impl<'a> Reader<'a> {
         let s = self.take(usize::try_from(n).ok()?)?;
         Some(Some(String::from_utf8_lossy(s).into_owned()))
     }
-    fn string(&mut self) -> Option<String> {
+    pub(crate) fn string(&mut self) -> Option<String> {
         self.nullable()?
     }
-    fn bytes(&mut self) -> Option<Bytes> {
+    pub(crate) fn bytes(&mut self) -> Option<Bytes> {
         let n = self.i32()?;
         if n < 0 {
             return Some(Bytes::new());

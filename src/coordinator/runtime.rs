@@ -17,7 +17,7 @@ use super::consumer::{ConsumerLimits, HeartbeatRequest, HeartbeatResponse, Image
 use super::effects::{Effects, JoinResult, Reply, SyncResult};
 use super::group::{JoinRequest, SyncRequest, WaitId};
 use super::machine::{Commit, Config, GroupCoordinator};
-use super::records::Record;
+use super::records::{self, Record};
 use super::OFFSETS_TOPIC;
 use crate::config::{Durability, Settings};
 use crate::log::partition::Partition;
@@ -29,6 +29,9 @@ use crate::protocol::codes::{self, ErrorCode};
 struct Inner {
     machine: GroupCoordinator,
     waiters: HashMap<WaitId, oneshot::Sender<Reply>>,
+    /// Offsets committed in open transactions, by producer id: written to
+    /// the log, applied only when the commit marker is (TxnOffsetCommit).
+    pending_txn: HashMap<i64, Vec<Record>>,
 }
 
 pub struct GroupRuntime {
@@ -89,10 +92,11 @@ impl GroupRuntime {
         let mut machine = GroupCoordinator::new(cfg);
         let part = offsets_partition(&log)?;
         let log2 = log.clone();
-        let (machine, n, bad) = tokio::task::spawn_blocking(move || {
-            let (n, bad) = replay(&part, &mut machine, now_ms);
+        let (machine, n, bad, pending_txn) = tokio::task::spawn_blocking(move || {
+            let mut pending = HashMap::new();
+            let (n, bad) = replay(&part, &mut machine, &mut pending, now_ms);
             drop(log2);
-            (machine, n, bad)
+            (machine, n, bad, pending)
         })
         .await?;
         tracing::info!(
@@ -105,6 +109,7 @@ impl GroupRuntime {
             inner: Mutex::new(Inner {
                 machine,
                 waiters: HashMap::new(),
+                pending_txn,
             }),
             next_wait: AtomicU64::new(1),
             log,
@@ -370,6 +375,120 @@ impl GroupRuntime {
         Ok(())
     }
 
+    /// TxnOffsetCommit: the offsets are written now, in a transactional
+    /// batch of the producer, and applied when its commit marker is.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn txn_commit(
+        &self,
+        group: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        commits: Vec<Commit>,
+        now_ms: i64,
+    ) -> Result<(), ErrorCode> {
+        let durable = {
+            let mut inner = self.lock();
+            if generation >= 0 || !member_id.is_empty() {
+                inner
+                    .machine
+                    .check_commit(group, generation, member_id, instance_id, 9)?;
+            }
+            if commits.is_empty() {
+                return Ok(());
+            }
+            let recs = GroupCoordinator::commit_records(group, &commits);
+            let (topic, part) = self.offsets().map_err(|_| codes::NOT_COORDINATOR)?;
+            let built: Vec<batch::build::Rec<'_>> = recs
+                .iter()
+                .map(|r| batch::build::Rec {
+                    key: Some(&r.key),
+                    value: r.value.as_deref(),
+                    timestamp_delta: 0,
+                })
+                .collect();
+            let bytes = batch::build::batch_with(
+                now_ms,
+                &built,
+                batch::build::Producer {
+                    id: producer_id,
+                    epoch: producer_epoch,
+                    base_sequence: -1,
+                    attributes: batch::ATTR_TRANSACTIONAL,
+                },
+            );
+            let files = part
+                .append_coordinator(&bytes, &topic.config(), now_ms)
+                .map_err(|e| match e {
+                    LogError::TooLarge { .. } => codes::INVALID_COMMIT_OFFSET_SIZE,
+                    LogError::Producer(p) => crate::handlers::errors::producer_error(&p),
+                    _ => codes::NOT_COORDINATOR,
+                })?
+                .files;
+            inner
+                .pending_txn
+                .entry(producer_id)
+                .or_default()
+                .extend(recs);
+            (self.fsync && !files.is_empty()).then(|| self.syncer.submit(files))
+        };
+        if let Some(w) = durable {
+            w.await
+                .unwrap_or_else(|_| Err("syncer stopped".into()))
+                .map_err(|_| codes::NOT_COORDINATOR)?;
+        }
+        Ok(())
+    }
+
+    /// Groups with offsets waiting for a transaction's outcome.
+    pub fn has_pending_txn_offsets(&self, group: &str) -> bool {
+        let inner = self.lock();
+        inner.pending_txn.values().flatten().any(|r| {
+            matches!(records::decode_key(&r.key), Some(records::Key::Offset { group: g, .. }) if g == group)
+        })
+    }
+
+    /// Writes the transaction marker for `producer_id` to
+    /// `__consumer_offsets` and applies (commit) or drops (abort) its
+    /// pending offsets. Returns the files to sync; nothing if the producer
+    /// has no offsets pending.
+    pub fn complete_txn(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        now_ms: i64,
+    ) -> Result<Vec<Arc<std::fs::File>>, LogError> {
+        let mut inner = self.lock();
+        let (topic, part) = self.offsets()?;
+        if !part.has_open_txn(producer_id) {
+            inner.pending_txn.remove(&producer_id);
+            return Ok(Vec::new());
+        }
+        let appended =
+            part.append_marker(producer_id, epoch, commit, 0, &topic.config(), now_ms)?;
+        let recs = inner.pending_txn.remove(&producer_id).unwrap_or_default();
+        if commit {
+            for r in recs {
+                inner.machine.replay(&r.key, r.value.as_deref(), now_ms);
+            }
+        }
+        Ok(appended.files)
+    }
+
+    fn offsets(&self) -> Result<(Arc<crate::log::topic::Topic>, Arc<Partition>), LogError> {
+        let topic = self
+            .log
+            .topic(OFFSETS_TOPIC)
+            .ok_or_else(|| LogError::Invalid(format!("{OFFSETS_TOPIC} is missing")))?;
+        let part = topic
+            .partition(0)
+            .ok_or_else(|| LogError::Invalid(format!("{OFFSETS_TOPIC} has no partition 0")))?;
+        Ok((topic, part))
+    }
+
     /// An operation that only writes records (DeleteGroups, OffsetDelete).
     pub async fn write<T>(
         &self,
@@ -413,7 +532,12 @@ fn offsets_partition(log: &LogManager) -> anyhow::Result<Arc<Partition>> {
 
 /// Replays the partition into the machine; returns (records applied,
 /// records that did not decode). A batch that does not decode is skipped.
-fn replay(part: &Partition, machine: &mut GroupCoordinator, now_ms: i64) -> (u64, u64) {
+fn replay(
+    part: &Partition,
+    machine: &mut GroupCoordinator,
+    pending: &mut HashMap<i64, Vec<Record>>,
+    now_ms: i64,
+) -> (u64, u64) {
     let (mut applied, mut bad) = (0u64, 0u64);
     let mut offset = part.log_start_offset();
     while offset < part.high_watermark() {
@@ -433,6 +557,19 @@ fn replay(part: &Partition, machine: &mut GroupCoordinator, now_ms: i64) -> (u64
             };
             let mut one = rest.split_to(len);
             offset = h.last_offset().saturating_add(1);
+            if h.is_control() {
+                // A transaction's outcome: apply or drop its offsets.
+                let recs = pending.remove(&h.producer_id).unwrap_or_default();
+                if batch::control_type(&one) == Some(1) {
+                    for r in recs {
+                        if machine.replay(&r.key, r.value.as_deref(), now_ms) {
+                            applied += 1;
+                        }
+                    }
+                }
+                continue;
+            }
+            let transactional = h.attributes & batch::ATTR_TRANSACTIONAL != 0;
             match kafka_protocol::records::RecordBatchDecoder::decode(&mut one) {
                 Ok(set) => {
                     for r in set.records {
@@ -440,6 +577,13 @@ fn replay(part: &Partition, machine: &mut GroupCoordinator, now_ms: i64) -> (u64
                             bad += 1;
                             continue;
                         };
+                        if transactional {
+                            pending.entry(h.producer_id).or_default().push(Record {
+                                key: Bytes::copy_from_slice(key.chunk()),
+                                value: r.value.as_ref().map(|v| Bytes::copy_from_slice(v.chunk())),
+                            });
+                            continue;
+                        }
                         if machine.replay(key.chunk(), r.value.as_ref().map(|v| v.chunk()), now_ms)
                         {
                             applied += 1;

@@ -146,7 +146,7 @@ pub async fn delete_topics(
                     codes::UNKNOWN_TOPIC_OR_PARTITION
                 };
             }
-            Some(t) if t.name == crate::coordinator::OFFSETS_TOPIC => {
+            Some(t) if crate::coordinator::is_internal(&t.name) => {
                 r.name = Some(TopicName(StrBytes::from_string(t.name.clone())));
                 r.topic_id = t.id;
                 r.error_code = codes::INVALID_TOPIC_EXCEPTION;

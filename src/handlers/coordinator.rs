@@ -1,6 +1,5 @@
-//! FindCoordinator: this node coordinates every group. Transaction
-//! coordinators arrive with the transactions issue; until then that key
-//! type is "not available", which clients retry.
+//! FindCoordinator: this node coordinates every group and every
+//! transactional id.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -16,10 +15,7 @@ const KEY_TRANSACTION: i8 = 1;
 fn check(key_type: i8) -> Option<(ErrorCode, &'static str)> {
     match key_type {
         KEY_GROUP => None,
-        KEY_TRANSACTION => Some((
-            codes::COORDINATOR_NOT_AVAILABLE,
-            "transactions are not implemented in this version of Fjord",
-        )),
+        KEY_TRANSACTION => None,
         _ => Some((codes::INVALID_REQUEST, "unknown coordinator key type")),
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::log::config::ConfigValueError;
 use crate::log::manager::TopicError;
+use crate::log::producer_state::ProducerError;
 use crate::log::LogError;
 use crate::protocol::batch::BatchError;
 use crate::protocol::codes::{self, ErrorCode};
@@ -14,6 +15,15 @@ pub fn log_error(e: &LogError) -> ErrorCode {
         LogError::Io(_) => codes::KAFKA_STORAGE_ERROR,
         LogError::Invalid(_) => codes::INVALID_REQUEST,
         LogError::InvalidRecords { .. } => codes::INVALID_RECORD,
+        LogError::Producer(p) => producer_error(p),
+    }
+}
+
+pub fn producer_error(e: &ProducerError) -> ErrorCode {
+    match e {
+        ProducerError::Fenced { .. } => codes::INVALID_PRODUCER_EPOCH,
+        ProducerError::OutOfOrder { .. } => codes::OUT_OF_ORDER_SEQUENCE_NUMBER,
+        ProducerError::InvalidTxnState { .. } => codes::INVALID_TXN_STATE,
     }
 }
 

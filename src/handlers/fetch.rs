@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -142,21 +144,34 @@ fn read_all(
                 };
                 if budget == 0 {
                     pd.high_watermark = p.high_watermark();
-                    pd.last_stable_offset = pd.high_watermark;
+                    pd.last_stable_offset = p.last_stable_offset();
                     pd.log_start_offset = p.log_start_offset();
                 } else {
-                    match p.read(s.fetch_offset, budget) {
+                    match p.read_isolated(s.fetch_offset, budget, read_committed) {
                         Ok(r) => {
                             total += r.records.len();
                             pd.high_watermark = r.high_watermark;
-                            pd.last_stable_offset = r.high_watermark;
+                            pd.last_stable_offset = r.last_stable_offset;
                             pd.log_start_offset = r.log_start_offset;
                             pd.records = Some(r.records);
+                            if read_committed {
+                                pd.aborted_transactions = Some(
+                                    r.aborted
+                                        .iter()
+                                        .map(|t| {
+                                            let mut a = AbortedTransaction::default();
+                                            a.producer_id = ProducerId(t.producer_id);
+                                            a.first_offset = t.first_offset;
+                                            a
+                                        })
+                                        .collect(),
+                                );
+                            }
                         }
                         Err(e) => {
                             pd.error_code = errors::log_error(&e);
                             pd.high_watermark = p.high_watermark();
-                            pd.last_stable_offset = pd.high_watermark;
+                            pd.last_stable_offset = p.last_stable_offset();
                             pd.log_start_offset = p.log_start_offset();
                             any_error = true;
                         }

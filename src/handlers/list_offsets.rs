@@ -43,9 +43,9 @@ fn max_timestamp(p: &Partition) -> Option<(i64, i64)> {
     best
 }
 
-pub async fn handle(b: &Broker, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub async fn handle(b: &Broker, mut req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
-    for t in req.topics {
+    for t in std::mem::take(&mut req.topics) {
         let topic = b.log.topic(&t.name);
         let mut tr = ListOffsetsTopicResponse::default();
         tr.name = t.name.clone();
@@ -66,6 +66,9 @@ pub async fn handle(b: &Broker, req: ListOffsetsRequest, version: i16) -> ListOf
                             r.leader_epoch = epoch;
                         }
                         let found = match rp.timestamp {
+                            LATEST if req.isolation_level == 1 => {
+                                Some((p.last_stable_offset(), -1))
+                            }
                             LATEST => Some((p.high_watermark(), -1)),
                             EARLIEST | EARLIEST_LOCAL => Some((p.log_start_offset(), -1)),
                             MAX_TIMESTAMP => max_timestamp(&p),

@@ -41,7 +41,7 @@ fn describe_topic(b: &Broker, t: &Topic, ops: i32) -> MetadataResponseTopic {
     mt.name = Some(TopicName(str(&t.name)));
     mt.topic_id = t.id;
     mt.topic_authorized_operations = ops;
-    mt.is_internal = t.name == crate::coordinator::OFFSETS_TOPIC;
+    mt.is_internal = crate::coordinator::is_internal(&t.name);
     mt.partitions = t
         .partitions()
         .iter()

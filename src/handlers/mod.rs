@@ -19,6 +19,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::coordinator::runtime::GroupRuntime;
+use crate::coordinator::txn_runtime::TxnRuntime;
 use crate::log::sync::Syncer;
 use crate::log::LogManager;
 use crate::protocol::codes;
@@ -38,6 +39,7 @@ mod metadata;
 mod offsets;
 mod produce;
 mod records;
+mod txn;
 
 #[cfg(test)]
 mod fuzz_tests;
@@ -103,6 +105,15 @@ pub const APIS: &[Api] = &[
     api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::ConsumerGroupDescribe, 0, 1),
+    api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::AddPartitionsToTxn, 0, 5),
+    api(ApiKey::AddOffsetsToTxn, 0, 4),
+    api(ApiKey::EndTxn, 0, 4),
+    api(ApiKey::TxnOffsetCommit, 0, 5),
+    api(ApiKey::WriteTxnMarkers, 1, 1),
+    api(ApiKey::DescribeProducers, 0, 0),
+    api(ApiKey::DescribeTransactions, 0, 0),
+    api(ApiKey::ListTransactions, 0, 1),
 ];
 
 pub fn lookup(key: i16) -> Option<&'static Api> {
@@ -116,6 +127,7 @@ pub struct Broker {
     pub clock: Arc<dyn Clock>,
     pub syncer: Syncer,
     pub groups: Arc<GroupRuntime>,
+    pub txns: Arc<TxnRuntime>,
     pub cluster_id: String,
     pub advertised_host: String,
     pub advertised_port: i32,
@@ -362,5 +374,14 @@ async fn dispatch(
         DeleteRecords => records::delete_records,
         DescribeLogDirs => records::describe_log_dirs,
         OffsetForLeaderEpoch => records::offset_for_leader_epoch,
+        InitProducerId => txn::init_producer_id,
+        AddPartitionsToTxn => txn::add_partitions,
+        AddOffsetsToTxn => txn::add_offsets,
+        EndTxn => txn::end_txn,
+        TxnOffsetCommit => txn::txn_offset_commit,
+        WriteTxnMarkers => txn::write_txn_markers,
+        DescribeProducers => txn::describe_producers,
+        DescribeTransactions => txn::describe_transactions,
+        ListTransactions => txn::list_transactions,
     ))
 }

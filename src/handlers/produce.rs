@@ -27,6 +27,36 @@ fn partition_result(index: i32, code: i16, message: Option<String>) -> Partition
     r
 }
 
+/// KIP-890 verification: a transactional batch is accepted only for a
+/// partition in its producer's open transaction (AddPartitionsToTxn first),
+/// so a late or stray write can never open a transaction that no marker
+/// will end. `None` when the write may go ahead.
+fn unverified(
+    b: &Broker,
+    txn_id: Option<&str>,
+    topic: &str,
+    partition: i32,
+    records: Option<&[u8]>,
+) -> Option<i16> {
+    let h = crate::protocol::batch::BatchHeader::parse(records?).ok()?;
+    if h.attributes & crate::protocol::batch::ATTR_TRANSACTIONAL == 0 {
+        return None;
+    }
+    let Some(id) = txn_id else {
+        return Some(codes::INVALID_TXN_STATE);
+    };
+    match b.txns.verify(
+        id,
+        h.producer_id,
+        h.producer_epoch,
+        &(topic.to_string(), partition),
+    ) {
+        codes::NONE => None,
+        codes::PRODUCER_FENCED => Some(codes::INVALID_PRODUCER_EPOCH),
+        _ => Some(codes::INVALID_TXN_STATE),
+    }
+}
+
 /// Appends every partition's records; the response may still wait for a sync.
 pub fn handle(b: &Broker, req: ProduceRequest, version: i16) -> Produced {
     let acks = req.acks;
@@ -36,6 +66,8 @@ pub fn handle(b: &Broker, req: ProduceRequest, version: i16) -> Produced {
     // (topic index, partition index in response) of appends awaiting sync.
     let mut pending = Vec::new();
     let mut resp = ProduceResponse::default();
+    let txn_id = req.transactional_id.as_ref().map(|t| t.to_string());
+    let txn_id = txn_id.as_deref();
     for (ti, td) in req.topic_data.into_iter().enumerate() {
         let mut tr = TopicProduceResponse::default();
         tr.name = td.name.clone();
@@ -45,17 +77,17 @@ pub fn handle(b: &Broker, req: ProduceRequest, version: i16) -> Produced {
             let idx = pd.index;
             let result = if !valid_acks {
                 partition_result(idx, codes::INVALID_REQUIRED_ACKS, None)
-            } else if td.name.as_str() == crate::coordinator::OFFSETS_TOPIC {
+            } else if crate::coordinator::is_internal(td.name.as_str()) {
                 partition_result(
                     idx,
                     codes::INVALID_TOPIC_EXCEPTION,
                     Some("cannot append to an internal topic".into()),
                 )
-            } else if req.transactional_id.is_some() {
+            } else if let Some(code) = unverified(b, txn_id, &td.name, idx, pd.records.as_deref()) {
                 partition_result(
                     idx,
-                    codes::INVALID_REQUEST,
-                    Some("transactions are not supported yet".into()),
+                    code,
+                    Some("the partition is not part of the producer's open transaction".into()),
                 )
             } else {
                 match (

@@ -277,6 +277,7 @@ impl LogManager {
             vec![Arc::new(seg)],
             0,
             meta.leader_epoch,
+            super::partition::TxnState::default(),
         ))
     }
 
@@ -396,6 +397,16 @@ impl LogManager {
             }
         }
         checkpoint::write(&self.dir, &points)
+    }
+
+    /// Forgets producers idle past `producer.id.expiration.ms`.
+    pub fn expire_producers(&self, now_ms: i64) -> usize {
+        let ms = self.settings.producer_id_expiration_ms;
+        self.topics()
+            .iter()
+            .flat_map(|t| t.partitions().iter().cloned().collect::<Vec<_>>())
+            .map(|p| p.expire_producers(now_ms, ms))
+            .sum()
     }
 
     /// Retention over every partition. Returns segments deleted.
@@ -550,6 +561,9 @@ fn open_partition(
         i += 1;
     }
     let log_start = read_log_start(&pdir);
+    let end = segs.last().map_or(0, |s| s.next_offset());
+    let first = segs.first().map_or(0, |s| s.base_offset);
+    let txn = super::recovery::rebuild(&pdir, &segs, log_start.max(first).min(end), end);
     Ok(Partition::new(
         &meta.name,
         p,
@@ -557,6 +571,7 @@ fn open_partition(
         segs,
         log_start,
         meta.leader_epoch,
+        txn,
     ))
 }
 

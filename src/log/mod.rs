@@ -12,9 +12,12 @@ pub mod index;
 pub mod manager;
 pub mod mmap;
 pub mod partition;
+pub mod producer_state;
+pub mod recovery;
 pub mod segment;
 pub mod sync;
 pub mod topic;
+pub mod txn_index;
 
 #[cfg(test)]
 mod tests;

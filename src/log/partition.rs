@@ -15,7 +15,9 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::config::LogConfig;
+use super::producer_state::{AbortedTxn, Entry, ProducerError, ProducerStates, Verdict};
 use super::segment::{Located, OpenOpts, Segment};
+use super::txn_index;
 use crate::protocol::batch::{self, BatchSpan};
 
 /// Domain errors of the log; `handlers::errors` maps them to Kafka codes.
@@ -34,6 +36,8 @@ pub enum LogError {
     /// Records Kafka refuses by content; `indexes` are positions in the batch.
     #[error("{message}")]
     InvalidRecords { message: String, indexes: Vec<i32> },
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
 }
 
 pub type LogResult<T> = Result<T, LogError>;
@@ -41,6 +45,27 @@ pub type LogResult<T> = Result<T, LogError>;
 struct State {
     segments: Arc<Vec<Arc<Segment>>>,
     next_offset: i64,
+    producers: ProducerStates,
+    /// Aborted transactions of every segment, sorted by marker offset.
+    aborted: Vec<AbortedTxn>,
+    snapshot_offset: i64,
+}
+
+/// Producer state and aborted transactions rebuilt at open (`recovery`).
+#[derive(Debug, Default)]
+pub struct TxnState {
+    pub producers: ProducerStates,
+    pub aborted: Vec<AbortedTxn>,
+    /// Offset of the newest snapshot on disk (-1: none usable).
+    pub snapshot_offset: i64,
+}
+
+impl State {
+    fn last_stable(&self) -> i64 {
+        self.producers
+            .first_unstable_offset()
+            .unwrap_or(self.next_offset)
+    }
 }
 
 /// What an append produced.
@@ -62,6 +87,9 @@ pub struct ReadResult {
     pub records: Bytes,
     pub high_watermark: i64,
     pub log_start_offset: i64,
+    pub last_stable_offset: i64,
+    /// Aborted transactions overlapping the records (read_committed only).
+    pub aborted: Vec<AbortedTxn>,
 }
 
 pub struct Partition {
@@ -72,6 +100,8 @@ pub struct Partition {
     log_start: AtomicI64,
     leader_epoch: AtomicI64,
     hw: watch::Sender<i64>,
+    /// Last stable offset, published under the state lock after each append.
+    lso: AtomicI64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -93,22 +123,53 @@ impl Partition {
         segments: Vec<Arc<Segment>>,
         log_start: i64,
         leader_epoch: i32,
+        txn: TxnState,
     ) -> Self {
         let next = segments.last().map_or(0, |s| s.next_offset());
         let first = segments.first().map_or(0, |s| s.base_offset);
         let (hw, _) = watch::channel(next);
+        let state = State {
+            segments: Arc::new(segments),
+            next_offset: next,
+            producers: txn.producers,
+            aborted: txn.aborted,
+            snapshot_offset: txn.snapshot_offset,
+        };
+        let lso = state.last_stable();
         Self {
             topic: topic.to_string(),
             index,
             dir,
-            state: Mutex::new(State {
-                segments: Arc::new(segments),
-                next_offset: next,
-            }),
+            state: Mutex::new(state),
             log_start: AtomicI64::new(log_start.max(first).min(next)),
             leader_epoch: AtomicI64::new(i64::from(leader_epoch)),
             hw,
+            lso: AtomicI64::new(lso),
         }
+    }
+
+    /// The last stable offset: below it every transaction is decided.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.lso.load(Ordering::Acquire)
+    }
+
+    /// A copy of every producer's state (DescribeProducers).
+    pub fn producers(&self) -> Vec<(i64, Entry)> {
+        lock(&self.state)
+            .producers
+            .iter()
+            .map(|(p, e)| (*p, e.clone()))
+            .collect()
+    }
+
+    /// Whether `pid` has an open transaction in this partition.
+    pub fn has_open_txn(&self, pid: i64) -> bool {
+        lock(&self.state).producers.has_open_txn(pid)
+    }
+
+    /// Forgets idle producers (`producer.id.expiration.ms`).
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        lock(&self.state).producers.expire(now_ms, expiration_ms)
     }
 
     pub fn leader_epoch(&self) -> i32 {
@@ -171,6 +232,28 @@ impl Partition {
     /// Validates and appends a producer's record set. Nothing is written if
     /// any batch is invalid or too large.
     pub fn append(&self, records: &[u8], cfg: &LogConfig, now_ms: i64) -> LogResult<Appended> {
+        self.append_from(records, cfg, now_ms, false)
+    }
+
+    /// Appends a coordinator's own batch (offsets committed in a
+    /// transaction carry the producer's id with no sequence, as in Kafka):
+    /// recorded in the producer state, not checked against it.
+    pub fn append_coordinator(
+        &self,
+        records: &[u8],
+        cfg: &LogConfig,
+        now_ms: i64,
+    ) -> LogResult<Appended> {
+        self.append_from(records, cfg, now_ms, true)
+    }
+
+    fn append_from(
+        &self,
+        records: &[u8],
+        cfg: &LogConfig,
+        now_ms: i64,
+        trusted: bool,
+    ) -> LogResult<Appended> {
         let spans = batch::validate_produce(records)?;
         for s in &spans {
             if s.len > cfg.max_message_bytes {
@@ -188,8 +271,35 @@ impl Partition {
                 self.check_keys(bytes)?;
             }
         }
+        let idempotent = spans.iter().any(|s| s.header.producer_id >= 0);
+        if idempotent && spans.len() != 1 {
+            // Kafka: v2 produce requests carry exactly one batch per partition.
+            return Err(LogError::InvalidRecords {
+                message: "an idempotent or transactional produce must carry exactly one batch"
+                    .into(),
+                indexes: Vec::new(),
+            });
+        }
         let epoch = self.leader_epoch();
         let mut st = lock(&self.state);
+        if let Some(span) = spans.first().filter(|_| idempotent && !trusted) {
+            if let Verdict::Duplicate(d) = st.producers.check(&span.header)? {
+                // Already appended: answer with the original offsets. The
+                // active file is synced again so acks=all still means durable.
+                let files = st
+                    .segments
+                    .last()
+                    .map(|s| vec![s.file().clone()])
+                    .unwrap_or_default();
+                return Ok(Appended {
+                    base_offset: d.first_offset,
+                    log_append_time_ms: -1,
+                    last_offset: d.last_offset,
+                    log_start_offset: self.log_start_offset(),
+                    files,
+                });
+            }
+        }
         let base = st.next_offset;
         let mut files: Vec<Arc<File>> = Vec::with_capacity(1);
         for span in &spans {
@@ -207,6 +317,11 @@ impl Partition {
             } else {
                 self.append_one(&mut st, bytes, span, cfg, now_ms, epoch)?;
             }
+            if idempotent {
+                let last = st.next_offset - 1;
+                let first = last - i64::from(span.header.last_offset_delta);
+                st.producers.record(&span.header, first, last, now_ms);
+            }
             if let Some(f) = st.segments.last().map(|s| s.file()) {
                 if !files.iter().any(|x| Arc::ptr_eq(x, f)) {
                     files.push(f.clone());
@@ -215,12 +330,63 @@ impl Partition {
         }
         let last = st.next_offset - 1;
         let next = st.next_offset;
+        self.lso.store(st.last_stable(), Ordering::Release);
         drop(st);
         self.hw.send_replace(next);
         Ok(Appended {
             base_offset: base,
             log_append_time_ms: if cfg.log_append_time { now_ms } else { -1 },
             last_offset: last,
+            log_start_offset: self.log_start_offset(),
+            files,
+        })
+    }
+
+    /// Writes a transaction marker for `pid` (commit or abort) and ends its
+    /// open transaction here. A marker from an epoch older than the
+    /// producer's is refused. Aborts are added to the transaction index.
+    pub fn append_marker(
+        &self,
+        pid: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        cfg: &LogConfig,
+        now_ms: i64,
+    ) -> LogResult<Appended> {
+        let bytes = batch::build::control(now_ms, pid, producer_epoch, commit, coordinator_epoch);
+        let span = batch::check_batch(&bytes)?;
+        let epoch = self.leader_epoch();
+        let mut st = lock(&self.state);
+        st.producers.check_marker(pid, producer_epoch)?;
+        let offset = st.next_offset;
+        self.append_one(&mut st, &bytes, &span, cfg, now_ms, epoch)?;
+        let aborted = st.producers.complete_txn(
+            pid,
+            producer_epoch,
+            offset,
+            commit,
+            coordinator_epoch,
+            now_ms,
+        );
+        if let Some(t) = aborted {
+            let seg_base = st.segments.last().map_or(offset, |s| s.base_offset);
+            txn_index::append(&self.dir, seg_base, &t)?;
+            st.aborted.push(t);
+        }
+        let files = st
+            .segments
+            .last()
+            .map(|s| vec![s.file().clone()])
+            .unwrap_or_default();
+        let next = st.next_offset;
+        self.lso.store(st.last_stable(), Ordering::Release);
+        drop(st);
+        self.hw.send_replace(next);
+        Ok(Appended {
+            base_offset: offset,
+            log_append_time_ms: -1,
+            last_offset: offset,
             log_start_offset: self.log_start_offset(),
             files,
         })
@@ -349,10 +515,22 @@ impl Partition {
 
     /// Reads whole batches starting with the one holding `offset`.
     pub fn read(&self, offset: i64, max_bytes: usize) -> LogResult<ReadResult> {
-        let (segs, hw) = {
+        self.read_isolated(offset, max_bytes, false)
+    }
+
+    /// As `read`; with `committed`, stops at the last stable offset and
+    /// lists the aborted transactions the returned records overlap.
+    pub fn read_isolated(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        committed: bool,
+    ) -> LogResult<ReadResult> {
+        let (segs, hw, lso) = {
             let st = lock(&self.state);
-            (st.segments.clone(), st.next_offset)
+            (st.segments.clone(), st.next_offset, st.last_stable())
         };
+        let limit = if committed { lso } else { i64::MAX };
         let start = self.log_start_offset();
         if offset < start || offset > hw {
             return Err(LogError::OffsetOutOfRange {
@@ -365,8 +543,10 @@ impl Partition {
             records: Bytes::new(),
             high_watermark: hw,
             log_start_offset: start,
+            last_stable_offset: lso,
+            aborted: Vec::new(),
         };
-        if offset == hw {
+        if offset == hw || offset >= limit {
             return Ok(empty);
         }
         let first = segs
@@ -374,11 +554,19 @@ impl Partition {
             .saturating_sub(1);
         for seg in segs.iter().skip(first) {
             if let Some(Located { position, .. }) = seg.locate(offset) {
-                let records = seg.read(position, max_bytes).unwrap_or_default();
+                let records = seg
+                    .read_below(position, max_bytes, limit)
+                    .unwrap_or_default();
+                let aborted = if committed && !records.is_empty() {
+                    let upper = last_offset_in(&records).saturating_add(1);
+                    txn_index::overlapping(&lock(&self.state).aborted, offset, upper)
+                } else {
+                    Vec::new()
+                };
                 return Ok(ReadResult {
                     records,
-                    high_watermark: hw,
-                    log_start_offset: start,
+                    aborted,
+                    ..empty
                 });
             }
         }
@@ -449,6 +637,8 @@ impl Partition {
         }
         let keep: Vec<Arc<Segment>> = st.segments.iter().skip(dead.len()).cloned().collect();
         st.segments = Arc::new(keep);
+        let first_kept = st.segments.first().map_or(offset, |s| s.base_offset);
+        st.aborted.retain(|t| t.last_offset >= first_kept);
         drop(st);
         for s in dead {
             s.delete_files();
@@ -496,16 +686,46 @@ impl Partition {
     /// offset below which the partition is now on disk (its recovery point).
     /// Blocking: call from a blocking thread.
     pub fn sync_to_disk(&self) -> std::io::Result<i64> {
-        let (segs, end) = {
-            let st = lock(&self.state);
-            (st.segments.clone(), st.next_offset)
+        let (segs, end, snapshot) = {
+            let mut st = lock(&self.state);
+            let end = st.next_offset;
+            // A snapshot at every checkpoint that moved the log end, so
+            // recovery never scans further back than the recovery point.
+            let due = st.producers.dirty || st.snapshot_offset != end;
+            let snap = due.then(|| st.producers.to_snapshot(end));
+            st.producers.dirty = false;
+            st.snapshot_offset = end;
+            (st.segments.clone(), end, snap)
         };
         let last = segs.len().saturating_sub(1);
         for (i, seg) in segs.iter().enumerate() {
             seg.sync(i < last)?;
         }
+        if let Some(bytes) = snapshot {
+            // Written after the data it describes is synced, so a snapshot
+            // never runs ahead of the log it summarises.
+            if let Err(e) = super::recovery::write_snapshot(&self.dir, end, &bytes) {
+                lock(&self.state).snapshot_offset = -1;
+                return Err(e);
+            }
+        }
         Ok(end)
     }
+}
+
+/// The last offset of the last whole batch in `records`.
+fn last_offset_in(records: &[u8]) -> i64 {
+    let mut at = 0usize;
+    let mut last = -1i64;
+    while let Some(h) = records
+        .get(at..)
+        .and_then(|b| batch::BatchHeader::parse(b).ok())
+    {
+        let Ok(len) = h.total_len() else { break };
+        last = h.last_offset();
+        at = at.saturating_add(len);
+    }
+    last
 }
 
 /// Reads a partition's persisted log start offset (0 if none).

@@ -406,9 +406,19 @@ impl Segment {
     /// Zero-copy bytes of whole batches from `start`, at most `max_bytes`
     /// unless the first batch alone is larger (then that batch, KIP-74).
     pub fn read(&self, start: usize, max_bytes: usize) -> Option<Bytes> {
+        self.read_below(start, max_bytes, i64::MAX)
+    }
+
+    /// As `read`, stopping before the first batch whose base offset is at
+    /// or past `limit_offset` (read_committed stops at the LSO, which always
+    /// falls on a batch boundary).
+    pub fn read_below(&self, start: usize, max_bytes: usize, limit_offset: i64) -> Option<Bytes> {
         let end = self.committed_len();
         let mut pos = start;
         while let Some(h) = self.header_at(pos, end) {
+            if h.base_offset >= limit_offset {
+                break;
+            }
             let len = h.total_len().ok()?;
             if pos > start && pos + len - start > max_bytes {
                 break;
@@ -452,6 +462,7 @@ impl Segment {
             log_path(&self.dir, self.base_offset),
             super::index::offset_index_path(&self.dir, self.base_offset),
             super::index::time_index_path(&self.dir, self.base_offset),
+            super::txn_index::path(&self.dir, self.base_offset),
         ] {
             let _ = std::fs::remove_file(p);
         }

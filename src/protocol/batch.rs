@@ -282,6 +282,20 @@ pub fn check_records(body: &[u8], count: i32) -> Result<(), BatchError> {
     Ok(())
 }
 
+/// The type of a control batch's first record: 0 abort, 1 commit (other
+/// values are other control records). `None` if it does not parse.
+pub fn control_type(batch: &[u8]) -> Option<i16> {
+    let body = batch.get(HEADER_LEN..)?;
+    let mut pos = 0usize;
+    varint(body, &mut pos)?; // record length
+    pos += 1; // attributes
+    varint(body, &mut pos)?; // timestamp delta
+    varint(body, &mut pos)?; // offset delta
+    let key_len = usize::try_from(varint(body, &mut pos)?).ok()?;
+    let key = body.get(pos..pos.checked_add(key_len)?)?;
+    Some(i16::from_be_bytes(key.get(2..4)?.try_into().ok()?))
+}
+
 /// Rewrites the fields the broker owns (outside the CRC) in a batch header.
 pub fn stamp_header(prefix: &mut [u8; 16], base_offset: i64, leader_epoch: i32) {
     prefix[0..8].copy_from_slice(&base_offset.to_be_bytes());
@@ -327,8 +341,60 @@ pub mod build {
         }
     }
 
+    /// The producer fields of a batch header.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Producer {
+        pub id: i64,
+        pub epoch: i16,
+        pub base_sequence: i32,
+        pub attributes: i16,
+    }
+
+    impl Producer {
+        pub const NONE: Producer = Producer {
+            id: -1,
+            epoch: -1,
+            base_sequence: -1,
+            attributes: 0,
+        };
+    }
+
     /// Encodes records into one batch with the given base timestamp.
     pub fn batch(base_timestamp: i64, recs: &[Rec<'_>]) -> Vec<u8> {
+        batch_with(base_timestamp, recs, Producer::NONE)
+    }
+
+    /// A transaction marker (control batch): key `version 0, type`
+    /// (0 abort, 1 commit), value `version 0, coordinator epoch`.
+    pub fn control(
+        ts: i64,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Vec<u8> {
+        let key = [0u8, 0, 0, u8::from(commit)];
+        let mut value = vec![0u8, 0];
+        value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+        let rec = Rec {
+            key: Some(&key),
+            value: Some(&value),
+            timestamp_delta: 0,
+        };
+        batch_with(
+            ts,
+            &[rec],
+            Producer {
+                id: producer_id,
+                epoch,
+                base_sequence: -1,
+                attributes: super::ATTR_TRANSACTIONAL | super::ATTR_CONTROL,
+            },
+        )
+    }
+
+    /// Encodes records into one batch with producer fields set.
+    pub fn batch_with(base_timestamp: i64, recs: &[Rec<'_>], p: Producer) -> Vec<u8> {
         let mut body = Vec::new();
         let mut max_delta = 0i64;
         for (i, r) in recs.iter().enumerate() {
@@ -356,13 +422,13 @@ pub mod build {
         }
         let n = recs.len() as i32;
         let mut tail = Vec::new();
-        tail.extend_from_slice(&0i16.to_be_bytes());
+        tail.extend_from_slice(&p.attributes.to_be_bytes());
         tail.extend_from_slice(&(n - 1).to_be_bytes());
         tail.extend_from_slice(&base_timestamp.to_be_bytes());
         tail.extend_from_slice(&(base_timestamp + max_delta).to_be_bytes());
-        tail.extend_from_slice(&(-1i64).to_be_bytes());
-        tail.extend_from_slice(&(-1i16).to_be_bytes());
-        tail.extend_from_slice(&(-1i32).to_be_bytes());
+        tail.extend_from_slice(&p.id.to_be_bytes());
+        tail.extend_from_slice(&p.epoch.to_be_bytes());
+        tail.extend_from_slice(&p.base_sequence.to_be_bytes());
         tail.extend_from_slice(&n.to_be_bytes());
         tail.extend_from_slice(&body);
         let crc = crc32c::crc32c(&tail);
