@@ -442,12 +442,23 @@ impl GroupRuntime {
         Ok(())
     }
 
-    /// Groups with offsets waiting for a transaction's outcome.
-    pub fn has_pending_txn_offsets(&self, group: &str) -> bool {
+    /// A group's partitions whose offsets wait for a transaction's outcome
+    /// (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT).
+    pub fn pending_txn_offsets(&self, group: &str) -> Vec<(String, i32)> {
         let inner = self.lock();
-        inner.pending_txn.values().flatten().any(|r| {
-            matches!(records::decode_key(&r.key), Some(records::Key::Offset { group: g, .. }) if g == group)
-        })
+        inner
+            .pending_txn
+            .values()
+            .flatten()
+            .filter_map(|r| match records::decode_key(&r.key) {
+                Some(records::Key::Offset {
+                    group: g,
+                    topic,
+                    partition,
+                }) if g == group => Some((topic, partition)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Writes the transaction marker for `producer_id` to

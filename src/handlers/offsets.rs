@@ -145,6 +145,11 @@ pub async fn fetch(b: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetF
                         .collect()
                 });
                 let rows = fetch_group(b, &g.group_id, &wanted);
+                let unstable = if req.require_stable {
+                    b.groups.pending_txn_offsets(&g.group_id)
+                } else {
+                    Vec::new()
+                };
                 let mut rg = OffsetFetchResponseGroup::default();
                 rg.group_id = g.group_id.clone();
                 rg.topics = by_topic(rows)
@@ -157,6 +162,9 @@ pub async fn fetch(b: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetF
                             .map(|(p, v)| {
                                 let mut rp = OffsetFetchResponsePartitions::default();
                                 rp.partition_index = p;
+                                if unstable.iter().any(|(ut, up)| *ut == t && *up == p) {
+                                    rp.error_code = codes::UNSTABLE_OFFSET_COMMIT;
+                                }
                                 fill(
                                     &mut rp.committed_offset,
                                     &mut rp.committed_leader_epoch,
@@ -180,6 +188,11 @@ pub async fn fetch(b: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetF
             .collect()
     });
     let rows = fetch_group(b, &req.group_id, &wanted);
+    let unstable = if version >= 7 && req.require_stable {
+        b.groups.pending_txn_offsets(&req.group_id)
+    } else {
+        Vec::new()
+    };
     resp.topics = by_topic(rows)
         .into_iter()
         .map(|(t, parts)| {
@@ -190,6 +203,9 @@ pub async fn fetch(b: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetF
                 .map(|(p, v)| {
                     let mut rp = OffsetFetchResponsePartition::default();
                     rp.partition_index = p;
+                    if unstable.iter().any(|(ut, up)| *ut == t && *up == p) {
+                        rp.error_code = codes::UNSTABLE_OFFSET_COMMIT;
+                    }
                     let mut epoch = -1;
                     fill(&mut rp.committed_offset, &mut epoch, &mut rp.metadata, v);
                     if version >= 5 {

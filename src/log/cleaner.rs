@@ -15,6 +15,12 @@
 //! cleaned file with no index, which lookups scan and the next open
 //! rebuilds. Either way the log reads the same records.
 //!
+//! Transactions: only segments wholly below the last stable offset are
+//! cleaned, so an undecided transaction is never touched. Records of
+//! aborted transactions neither shadow older values in the key map nor
+//! survive cleaning. Markers (control batches) are always kept: Kafka drops
+//! them once no record of their transaction remains, which saves little.
+//!
 //! Memory: the key map holds 24 bytes per distinct key (a 128-bit hash and
 //! an offset), at most `max_keys` of them; a partition with more keys is
 //! cleaned a prefix of segments at a time.
@@ -27,7 +33,7 @@ use std::sync::Arc;
 use super::config::LogConfig;
 use super::partition::{sync_dir, write_atomic, Partition};
 use super::segment::{log_path, OpenOpts, Segment};
-use crate::protocol::batch::BatchHeader;
+use crate::protocol::batch::{BatchHeader, ATTR_TRANSACTIONAL};
 use crate::protocol::compact::{self, Filtered};
 
 /// Suffix of a cleaned segment not yet swapped in.
@@ -101,12 +107,23 @@ pub fn clean(
     let segs = p.segments();
     let sealed = segs.len().saturating_sub(1);
     let horizon = now_ms.saturating_sub(cfg.min_compaction_lag_ms);
+    let lso = p.last_stable_offset();
     let cleanable: Vec<Arc<Segment>> = segs
         .iter()
         .take(sealed)
         .take_while(|s| cfg.min_compaction_lag_ms == 0 || s.max_timestamp() <= horizon)
+        .take_while(|s| s.next_offset() <= lso)
         .cloned()
         .collect();
+    let aborted = p.aborted_txns();
+    let is_aborted = |h: &BatchHeader| {
+        h.attributes & ATTR_TRANSACTIONAL != 0
+            && aborted.iter().any(|t| {
+                t.producer_id == h.producer_id
+                    && t.first_offset <= h.base_offset
+                    && h.base_offset < t.last_offset
+            })
+    };
     let first_dirty = read_checkpoint(p);
     let size = |s: &Arc<Segment>| u64::try_from(s.committed_len()).unwrap_or(u64::MAX);
     let total: u64 = cleanable.iter().map(size).sum();
@@ -127,7 +144,7 @@ pub fn clean(
     let mut mapped = Vec::new();
     for seg in &cleanable {
         for_each_batch(seg, |b, h| {
-            if h.is_control() {
+            if h.is_control() || is_aborted(h) {
                 return;
             }
             let Ok(section) = compact::records_section(b) else {
@@ -155,6 +172,11 @@ pub fn clean(
         for_each_batch(seg, |b, h| {
             if h.is_control() {
                 out.extend_from_slice(b);
+                return;
+            }
+            if is_aborted(h) {
+                removed += u64::try_from(h.records_count).unwrap_or(0);
+                changed = true;
                 return;
             }
             let expired_tombstones = h.max_timestamp < tombstone_horizon;

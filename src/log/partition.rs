@@ -162,6 +162,11 @@ impl Partition {
             .collect()
     }
 
+    /// Every aborted transaction's range (the cleaner drops their records).
+    pub fn aborted_txns(&self) -> Vec<AbortedTxn> {
+        lock(&self.state).aborted.clone()
+    }
+
     /// Whether `pid` has an open transaction in this partition.
     pub fn has_open_txn(&self, pid: i64) -> bool {
         lock(&self.state).producers.has_open_txn(pid)

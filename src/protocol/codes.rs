@@ -71,3 +71,4 @@ pub const OPERATION_NOT_ATTEMPTED: ErrorCode = 55;
 pub const UNKNOWN_PRODUCER_ID: ErrorCode = 59;
 pub const PRODUCER_FENCED: ErrorCode = 90;
 pub const TRANSACTIONAL_ID_NOT_FOUND: ErrorCode = 105;
+pub const UNSTABLE_OFFSET_COMMIT: ErrorCode = 88;
