@@ -125,7 +125,81 @@ fn corpus() -> Vec<Bytes> {
         .with_group_id(group())
         .with_members(vec![leave_group_request::MemberIdentity::default()
             .with_member_id(StrBytes::from_static_str("m"))]);
+    let txn_id = || TransactionalId(StrBytes::from_static_str("fzt"));
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(txn_id()))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(txn_id())
+        .with_v3_and_below_topics(vec![
+            add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(topic("fz"))
+                .with_partitions(vec![0, 1]),
+        ]);
+    let add4 = AddPartitionsToTxnRequest::default().with_transactions(vec![
+        add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(txn_id())
+            .with_verify_only(true)
+            .with_topics(vec![
+                add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                    .with_name(topic("fz"))
+                    .with_partitions(vec![0]),
+            ]),
+    ]);
+    let end = EndTxnRequest::default()
+        .with_transactional_id(txn_id())
+        .with_committed(true);
+    let txn_commit = TxnOffsetCommitRequest::default()
+        .with_transactional_id(txn_id())
+        .with_group_id(group())
+        .with_topics(vec![
+            txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                .with_name(topic("fz"))
+                .with_partitions(vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                        .with_committed_offset(3),
+                ]),
+        ]);
+    let markers = WriteTxnMarkersRequest::default().with_markers(vec![
+        write_txn_markers_request::WritableTxnMarker::default()
+            .with_producer_id(ProducerId(1))
+            .with_topics(vec![
+                write_txn_markers_request::WritableTxnMarkerTopic::default()
+                    .with_name(topic("fz"))
+                    .with_partition_indexes(vec![0]),
+            ]),
+    ]);
+    let producers = DescribeProducersRequest::default().with_topics(vec![
+        describe_producers_request::TopicRequest::default()
+            .with_name(topic("fz"))
+            .with_partition_indexes(vec![0]),
+    ]);
     vec![
+        encode(ApiKey::InitProducerId, 5, &init),
+        encode(ApiKey::InitProducerId, 0, &init),
+        encode(ApiKey::AddPartitionsToTxn, 3, &add),
+        encode(ApiKey::AddPartitionsToTxn, 5, &add4),
+        encode(
+            ApiKey::AddOffsetsToTxn,
+            4,
+            &AddOffsetsToTxnRequest::default().with_group_id(group()),
+        ),
+        encode(ApiKey::EndTxn, 4, &end),
+        encode(ApiKey::TxnOffsetCommit, 5, &txn_commit),
+        encode(ApiKey::WriteTxnMarkers, 1, &markers),
+        encode(ApiKey::DescribeProducers, 0, &producers),
+        encode(
+            ApiKey::ListTransactions,
+            1,
+            &ListTransactionsRequest::default(),
+        ),
+        encode(
+            ApiKey::DescribeTransactions,
+            0,
+            &DescribeTransactionsRequest::default().with_transactional_ids(vec![txn_id()]),
+        ),
         encode(ApiKey::JoinGroup, 5, &join),
         encode(ApiKey::JoinGroup, 9, &join),
         encode(ApiKey::SyncGroup, 5, &sync),

@@ -12,11 +12,11 @@ use super::{handle, lookup, Outcome};
 use crate::config::Settings;
 use crate::protocol::codes;
 
-fn s(v: &str) -> StrBytes {
+pub(super) fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-async fn call<Req: Encodable, Resp: Decodable>(
+pub(super) async fn call<Req: Encodable, Resp: Decodable>(
     b: &super::Broker,
     key: ApiKey,
     version: i16,
@@ -46,7 +46,7 @@ async fn call<Req: Encodable, Resp: Decodable>(
     r
 }
 
-fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
+pub(super) fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
     let a = lookup(key as i16).unwrap();
     a.min..=a.max
 }

@@ -45,6 +45,8 @@ mod txn;
 mod fuzz_tests;
 #[cfg(test)]
 mod group_versions_tests;
+#[cfg(test)]
+mod txn_versions_tests;
 
 /// One implemented API: the versions we advertise and the versions we decode.
 ///
