@@ -416,3 +416,97 @@ fn compaction_keeps_latest_per_key_and_survives_crash_states() {
     assert!(!std::path::Path::new(&junk).exists(), "leftover removed");
     assert_eq!(p.high_watermark(), 100);
 }
+
+fn producer_batch(pid: i64, epoch: i16, seq: i32, txn: bool) -> Vec<u8> {
+    let v = vec![b'p'; 100];
+    build::batch_with(
+        5,
+        &[build::Rec {
+            key: None,
+            value: Some(&v),
+            timestamp_delta: 0,
+        }],
+        build::Producer {
+            id: pid,
+            epoch,
+            base_sequence: seq,
+            attributes: if txn {
+                crate::protocol::batch::ATTR_TRANSACTIONAL
+            } else {
+                0
+            },
+        },
+    )
+}
+
+/// Producer state and aborted transactions survive an unclean stop: from
+/// the snapshot at the checkpoint plus the tail after it, and, with the
+/// snapshots deleted, from a scan of the whole log.
+#[test]
+fn producer_state_and_aborted_transactions_survive_unclean_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    let check = |p: &super::Partition| {
+        // The last batches of producer 7 are still known: a retry is a duplicate.
+        let dup = p
+            .append(&producer_batch(7, 0, 29, false), &small_cfg(&s), 0)
+            .unwrap();
+        assert_eq!(
+            dup.base_offset,
+            29 + 2,
+            "duplicate answered with its offset"
+        );
+        assert!(p
+            .append(&producer_batch(7, 0, 40, false), &small_cfg(&s), 0)
+            .is_err());
+        // Producer 9's transaction was aborted; producer 11's is still open.
+        let aborted = p.aborted_txns();
+        assert_eq!(aborted.len(), 1);
+        assert_eq!(aborted[0].producer_id, 9);
+        assert!(p.has_open_txn(11));
+        assert_eq!(p.last_stable_offset(), 33);
+    };
+    {
+        let log = LogManager::open(s.clone(), 0).unwrap();
+        let t = rt()
+            .block_on(log.create_topic("ps", 1, BTreeMap::new(), false, 0))
+            .unwrap();
+        let p = t.partition(0).unwrap();
+        let cfg = small_cfg(&s);
+        for seq in 0..20 {
+            p.append(&producer_batch(7, 0, seq, false), &cfg, 0)
+                .unwrap();
+        }
+        p.append(&producer_batch(9, 0, 0, true), &cfg, 0).unwrap(); // 20
+        p.append_marker(9, 0, false, 0, &cfg, 0).unwrap(); // 21
+        log.checkpoint().unwrap();
+        for seq in 20..30 {
+            p.append(&producer_batch(7, 0, seq, false), &cfg, 0)
+                .unwrap(); // 22..31
+        }
+        fill(&p, &cfg, 1, 0); // 32
+        p.append(&producer_batch(11, 0, 0, true), &cfg, 0).unwrap(); // 33
+        check(&p);
+        // Dropped without shutdown: an unclean stop.
+    }
+    let log = LogManager::open(s.clone(), 0).unwrap();
+    assert!(!log.recovery.clean);
+    let p = log.topic("ps").unwrap().partition(0).unwrap();
+    check(&p);
+    log.shutdown().unwrap();
+    drop(log);
+    // No snapshot at all: rebuilt from the whole log.
+    for e in std::fs::read_dir(&p.dir).unwrap() {
+        let path = e.unwrap().path();
+        if path
+            .extension()
+            .is_some_and(|x| x == "snapshot" || x == "txnindex")
+        {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    drop(p);
+    let log = LogManager::open(s.clone(), 0).unwrap();
+    let p = log.topic("ps").unwrap().partition(0).unwrap();
+    check(&p);
+}
