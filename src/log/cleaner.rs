@@ -18,8 +18,11 @@
 //! Transactions: only segments wholly below the last stable offset are
 //! cleaned, so an undecided transaction is never touched. Records of
 //! aborted transactions neither shadow older values in the key map nor
-//! survive cleaning. Markers (control batches) are always kept: Kafka drops
-//! them once no record of their transaction remains, which saves little.
+//! survive cleaning. A marker (control batch) is dropped, as in Kafka, only
+//! once no record of its transaction remains and it is older than
+//! `delete.retention.ms`, so a consumer that read the data also sees it.
+//! Cleaning always starts at the first segment, so every record of a
+//! transaction is seen before its marker.
 //!
 //! Memory: the key map holds 24 bytes per distinct key (a 128-bit hash and
 //! an offset), at most `max_keys` of them; a partition with more keys is
@@ -165,13 +168,21 @@ pub fn clean(
         }
     }
     let tombstone_horizon = now_ms.saturating_sub(cfg.delete_retention_ms);
+    // Producers whose current transaction still has records kept.
+    let mut retained: std::collections::HashSet<i64> = std::collections::HashSet::new();
     for seg in &mapped {
         let mut out = Vec::with_capacity(seg.committed_len());
         let mut removed = 0u64;
         let mut changed = false;
         for_each_batch(seg, |b, h| {
             if h.is_control() {
-                out.extend_from_slice(b);
+                let had_data = retained.remove(&h.producer_id);
+                if had_data || h.max_timestamp >= tombstone_horizon {
+                    out.extend_from_slice(b);
+                } else {
+                    removed += 1;
+                    changed = true;
+                }
                 return;
             }
             if is_aborted(h) {
@@ -193,10 +204,19 @@ pub fn clean(
                 }
                 keep
             });
+            let transactional = h.attributes & ATTR_TRANSACTIONAL != 0;
             match filtered {
-                Ok(Filtered::Unchanged) | Err(_) => out.extend_from_slice(b),
                 Ok(Filtered::Empty) => changed = true,
+                Ok(Filtered::Unchanged) | Err(_) => {
+                    if transactional {
+                        retained.insert(h.producer_id);
+                    }
+                    out.extend_from_slice(b)
+                }
                 Ok(Filtered::Rewritten(nb)) => {
+                    if transactional {
+                        retained.insert(h.producer_id);
+                    }
                     changed = true;
                     out.extend_from_slice(&nb);
                 }

@@ -510,3 +510,79 @@ fn producer_state_and_aborted_transactions_survive_unclean_reopen() {
     let p = log.topic("ps").unwrap().partition(0).unwrap();
     check(&p);
 }
+
+fn keyed_txn(pid: i64, key: &str, value: &str) -> Vec<u8> {
+    build::batch_with(
+        5,
+        &[build::Rec {
+            key: Some(key.as_bytes()),
+            value: Some(value.as_bytes()),
+            timestamp_delta: 0,
+        }],
+        build::Producer {
+            id: pid,
+            epoch: 0,
+            base_sequence: 0,
+            attributes: crate::protocol::batch::ATTR_TRANSACTIONAL,
+        },
+    )
+}
+
+/// Compaction and transactions: aborted records never shadow or survive,
+/// markers go only once their transaction has no records left, and nothing
+/// at or past the last stable offset is touched.
+#[test]
+fn compaction_respects_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    let configs = BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("min.cleanable.dirty.ratio".to_string(), "0.01".to_string()),
+        ("delete.retention.ms".to_string(), "0".to_string()),
+    ]);
+    let log = LogManager::open(s.clone(), 0).unwrap();
+    let t = rt()
+        .block_on(log.create_topic("ctx", 1, configs, false, 0))
+        .unwrap();
+    let p = t.partition(0).unwrap();
+    let cfg = t.config();
+    p.append(&keyed_txn(1, "k0", "committed"), &cfg, 0).unwrap(); // 0
+    p.append_marker(1, 0, true, 0, &cfg, 0).unwrap(); // 1
+    p.append(&keyed_txn(2, "k0", "aborted"), &cfg, 0).unwrap(); // 2
+    p.append_marker(2, 0, false, 0, &cfg, 0).unwrap(); // 3
+    p.append(&keyed_txn(3, "k1", "old"), &cfg, 0).unwrap(); // 4
+    p.append_marker(3, 0, true, 0, &cfg, 0).unwrap(); // 5
+    p.append(&keyed_txn(5, "solo", "committed"), &cfg, 0)
+        .unwrap(); // 6
+    p.append_marker(5, 0, true, 0, &cfg, 0).unwrap(); // 7
+    p.append(&keyed_txn(6, "solo", "aborted"), &cfg, 0).unwrap(); // 8
+    p.append_marker(6, 0, false, 0, &cfg, 0).unwrap(); // 9
+    fill_keyed(&p, &cfg, 40, 40); // 10..49, keys k0..k39
+    let open_at = p.high_watermark();
+    p.append(&keyed_txn(4, "k0", "open"), &cfg, 0).unwrap();
+    fill_keyed(&p, &cfg, 20, 1);
+    assert_eq!(p.last_stable_offset(), open_at);
+    let stats = log.clean(10_000, 1 << 20);
+    assert!(stats.segments > 0, "{stats:?}");
+    let after = read_offsets(&p);
+    assert!(!after.contains(&2), "aborted record dropped");
+    assert!(!after.contains(&3), "its marker dropped once empty and old");
+    assert!(
+        !after.contains(&4) && !after.contains(&5),
+        "superseded, marker gone"
+    );
+    assert!(
+        after.contains(&open_at),
+        "the open transaction is untouched"
+    );
+    assert!(
+        after.contains(&6),
+        "an aborted write does not shadow a committed one"
+    );
+    assert!(after.contains(&7), "a marker stays while its records do");
+    assert!(!after.contains(&8) && !after.contains(&9));
+    // k0's committed value is shadowed by fill_keyed's k0 at offset 10; the
+    // commit marker of producer 1 goes with it.
+    assert!(!after.contains(&0) && !after.contains(&1));
+    log.shutdown().unwrap();
+}
