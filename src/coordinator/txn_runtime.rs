@@ -239,7 +239,6 @@ impl TxnRuntime {
             return Ok((next()?, 0));
         };
         // At most: fence and abort an open transaction, then bump.
-        let mut expected = expected;
         for _ in 0..3 {
             let (outcome, recs) = {
                 let mut m = self.lock();
@@ -249,11 +248,7 @@ impl TxnRuntime {
             self.write(&recs, now_ms).await?;
             match outcome {
                 InitOutcome::Ready { producer_id, epoch } => return Ok((producer_id, epoch)),
-                InitOutcome::AbortFirst(job) => {
-                    self.finish(&job, now_ms).await?;
-                    // The fence bumped the epoch; the caller's own bump follows.
-                    expected = expected.map(|(p, _)| (p, job.epoch));
-                }
+                InitOutcome::AbortFirst(job) => self.finish(&job, now_ms).await?,
             }
         }
         Err(codes::CONCURRENT_TRANSACTIONS)

@@ -190,9 +190,26 @@ impl TxnCoordinator {
         if m.status.is_prepare() {
             return Err(codes::CONCURRENT_TRANSACTIONS);
         }
-        if let Some((pid, epoch)) = expected.filter(|(pid, _)| *pid >= 0) {
-            // A retry of the bump that already happened: answer it again.
-            if pid == m.producer_id && epoch == m.last_epoch && m.status == TxnStatus::Empty {
+        let expected = expected.filter(|(pid, _)| *pid >= 0);
+        if let Some((pid, _)) = expected {
+            if pid != m.producer_id && pid != m.prev_producer_id {
+                return Err(codes::PRODUCER_FENCED);
+            }
+        }
+        if m.status == TxnStatus::Ongoing {
+            let job = Self::prepare_abort(id, m, true, now_ms);
+            let rec = records::record(id, Some(m));
+            return Ok((InitOutcome::AbortFirst(job), vec![rec]));
+        }
+        if let Some((pid, epoch)) = expected {
+            // Kafka's prepareIncrementProducerEpoch: the current epoch is
+            // bumped; the previous one is a retry of a bump (or of a fence by
+            // timeout) the client did not hear of, answered with the current
+            // epoch; anything else is a zombie.
+            let current = pid == m.producer_id && epoch == m.epoch;
+            let retry = (pid == m.producer_id && epoch == m.last_epoch)
+                || (pid == m.prev_producer_id && m.epoch == 0);
+            if retry && !current {
                 return Ok((
                     InitOutcome::Ready {
                         producer_id: m.producer_id,
@@ -201,15 +218,9 @@ impl TxnCoordinator {
                     Vec::new(),
                 ));
             }
-            let known = pid == m.producer_id || pid == m.prev_producer_id;
-            if !known || (pid == m.producer_id && epoch != m.epoch) {
+            if !current {
                 return Err(codes::PRODUCER_FENCED);
             }
-        }
-        if m.status == TxnStatus::Ongoing {
-            let job = Self::prepare_abort(id, m, true, now_ms);
-            let rec = records::record(id, Some(m));
-            return Ok((InitOutcome::AbortFirst(job), vec![rec]));
         }
         m.timeout_ms = timeout_ms;
         m.last_epoch = m.epoch;

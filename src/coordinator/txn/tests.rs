@@ -121,6 +121,13 @@ fn timeouts_abort_and_ids_expire_and_replay_restores() {
     assert_eq!(r.get("t").map(|m| m.status), Some(TxnStatus::PrepareAbort));
     assert_eq!(r.pending_after_replay().len(), 1);
     c.complete("t", 1_012);
+    // KIP-360: the timed-out producer bumps with its old epoch and is given
+    // the epoch the fence set, without another bump.
+    let (o, recs) = c
+        .init("t", 1_000, Some((pid, e)), 1_013, &mut next)
+        .unwrap();
+    assert_eq!(ready(o), (pid, e + 1));
+    assert!(recs.is_empty());
     let (_, recs) = c.tick(10_000_000);
     assert!(c.get("t").is_none());
     assert!(recs[0].value.is_none());
