@@ -6,7 +6,8 @@
   cut connections at chosen Produce requests - before forwarding one (the
   request is lost) or after forwarding it while swallowing its response (the
   broker appended the batch, the client never heard: it must retry, and the
-  broker must recognise the retry as a duplicate).
+  broker must recognise the retry as a duplicate). `on_forward` lets a test
+  act the moment a given request (e.g. EndTxn) reaches the broker.
 * `read_all`: every record of some partitions from the beginning to the end
   (high watermark under read_uncommitted, last stable offset under
   read_committed), through a real confluent-kafka consumer with the given
@@ -115,6 +116,7 @@ class FaultProxy:
         self.next_cut = self._plan(0)
         self.cuts = {"lost": 0, "applied": 0}
         self.connections = 0
+        self.on_forward = None  # called with the api_key of each request forwarded uncut
         self.stopped = threading.Event()
         self.socks = set()
         self.listener = socket.socket()
@@ -219,6 +221,8 @@ class FaultProxy:
                     time.sleep(0.1)  # let the broker append it; its response is dropped
                     break
                 upstream.sendall(head + body)
+                if self.on_forward is not None:
+                    self.on_forward(api_key)
         except OSError:
             pass
         finally:
