@@ -5,10 +5,11 @@
 #
 # One fjord process (pinned to core 1); librdkafka's rdkafka_performance
 # (core 0) runs W1 (1 KiB records, acks=all, linger 5 ms, batch 1 MiB,
-# 6 partitions, 1M records = 1 GB) and W1i (the same with idempotence)
-# alternately, each into a fresh topic, `reps` times (default 3). Prints
-# each run's MB/s and broker CPU seconds, then the medians and the ratio
-# W1i/W1. Needs: cargo build --release, and
+# 6 partitions, 1M records = 1 GB), W1i (the same with idempotence) and
+# W1/5 (W1 with max.in.flight=5, the client's cap under idempotence, so the
+# W1i/W1-5 ratio is the broker's own cost) in turn, each into a fresh topic,
+# `reps` times (default 3). Prints each run's MB/s and broker CPU seconds,
+# then the medians and the ratios. Needs: cargo build --release, and
 # compat-tests/librdkafka/run.sh --build-only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,7 @@ trap 'kill $BROKER 2>/dev/null; wait $BROKER 2>/dev/null; rm -rf "$DATA" "$DATA.
 for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
 HZ=$(getconf CLK_TCK)
 cpu() { awk '{print $14+$15}' "/proc/$BROKER/stat"; }
-declare -a W1 W1I C1 C1I
+declare -a W1 W1I C1 C1I W15 C15
 run() { # name topic extra... ; prints "MB/s cpu"
   local topic=$1; shift
   local c0 t0 t1 c1
@@ -45,9 +46,15 @@ for r in $(seq "$REPS"); do
   read -r mb c < <(run "w1i-$r" -X enable.idempotence=true)
   W1I+=("$mb"); C1I+=("$c")
   printf 'rep %d W1i %8.1f MB/s  broker cpu %5.2f s\n' "$r" "$mb" "$c"
+  read -r mb c < <(run "w15-$r" -X max.in.flight=5)
+  W15+=("$mb"); C15+=("$c")
+  printf 'rep %d W1/5 %7.1f MB/s  broker cpu %5.2f s\n' "$r" "$mb" "$c"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 m1=$(median "${W1[@]}"); m1i=$(median "${W1I[@]}")
 c1=$(median "${C1[@]}"); c1i=$(median "${C1I[@]}")
-printf 'durability=%s medians: W1 %.1f MB/s (cpu %.2f s), W1i %.1f MB/s (cpu %.2f s); W1i/W1 throughput %.3f, cpu %.3f\n' \
-  "$DURABILITY" "$m1" "$c1" "$m1i" "$c1i" "$(echo "$m1i / $m1" | bc -l)" "$(echo "$c1i / $c1" | bc -l)"
+m15=$(median "${W15[@]}"); c15=$(median "${C15[@]}")
+printf 'durability=%s medians: W1 %.1f MB/s (cpu %.2f s), W1i %.1f MB/s (cpu %.2f s), W1/5 %.1f MB/s (cpu %.2f s)\n' \
+  "$DURABILITY" "$m1" "$c1" "$m1i" "$c1i" "$m15" "$c15"
+printf 'W1i/W1 throughput %.3f, cpu %.3f; W1i/W1-5 throughput %.3f, cpu %.3f\n' \
+  "$(echo "$m1i / $m1" | bc -l)" "$(echo "$c1i / $c1" | bc -l)" "$(echo "$m1i / $m15" | bc -l)" "$(echo "$c1i / $c15" | bc -l)"

@@ -180,8 +180,77 @@ fn compaction(c: &mut Criterion) {
     g.finish();
 }
 
+/// Appends of 1 KiB batches (10 × 100 B records) to one partition, plain
+/// and from an idempotent producer (sequence check + producer-state update
+/// under the partition lock): the broker-side cost of idempotence.
+fn idempotent_append(c: &mut Criterion) {
+    let mut g = c.benchmark_group("partition_append");
+    g.throughput(Throughput::Bytes(1024));
+    for idempotent in [false, true] {
+        let name = if idempotent {
+            "append_1KiB_idempotent"
+        } else {
+            "append_1KiB_plain"
+        };
+        g.bench_function(name, |bench| {
+            bench.iter_custom(|iters| {
+                let Ok(dir) = tempfile::tempdir() else {
+                    return std::time::Duration::ZERO;
+                };
+                let s =
+                    std::sync::Arc::new(fjord::config::Settings::for_dir(dir.path().to_path_buf()));
+                let Ok(log) = fjord::log::LogManager::open(s, 0) else {
+                    return std::time::Duration::ZERO;
+                };
+                let made = futures::executor::block_on(log.create_topic(
+                    "bench",
+                    1,
+                    Default::default(),
+                    false,
+                    0,
+                ));
+                let Some(p) = made.ok().and_then(|t| t.partition(0).map(|p| (t, p))) else {
+                    return std::time::Duration::ZERO;
+                };
+                let (t, p) = p;
+                let cfg = t.config();
+                let value = vec![b'x'; 100];
+                let recs: Vec<build::Rec<'_>> = (0..10)
+                    .map(|i| build::Rec {
+                        key: None,
+                        value: Some(&value),
+                        timestamp_delta: i,
+                    })
+                    .collect();
+                let batches: Vec<Vec<u8>> = (0..iters)
+                    .map(|i| {
+                        let producer = if idempotent {
+                            build::Producer {
+                                id: 7,
+                                epoch: 0,
+                                base_sequence: i32::try_from(i * 10).unwrap_or(0),
+                                attributes: 0,
+                            }
+                        } else {
+                            build::Producer::NONE
+                        };
+                        build::batch_with(1_700_000_000_000, &recs, producer)
+                    })
+                    .collect();
+                let start = std::time::Instant::now();
+                for b in &batches {
+                    black_box(p.append(b, &cfg, 0).is_ok());
+                }
+                start.elapsed()
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    idempotent_append,
     batch_validate,
     segment_append,
     index_lookup,
