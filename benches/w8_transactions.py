@@ -53,8 +53,8 @@ def main():
                 break
             except OSError:
                 time.sleep(0.05)
-        AdminClient({"bootstrap.servers": bs}).create_topics(
-            [NewTopic("w8", num_partitions=6, replication_factor=1)])["w8"].result(10)
+        admin = AdminClient({"bootstrap.servers": bs})
+        admin.create_topics([NewTopic("w8", num_partitions=6, replication_factor=1)])["w8"].result(10)
         p = Producer({"bootstrap.servers": bs, "transactional.id": "w8", "linger.ms": 1})
         p.init_transactions(30)
         value = b"v" * 100
