@@ -3,7 +3,8 @@
 #
 #   bash benches/w1i_idempotence.sh [fsync|page-cache] [reps]
 #
-# One fjord process (pinned to core 1); librdkafka's rdkafka_performance
+# A fresh fjord process per run (pinned to core 1), so no run inherits
+# another's page cache or writeback; librdkafka's rdkafka_performance
 # (core 0) runs W1 (1 KiB records, acks=all, linger 5 ms, batch 1 MiB,
 # 6 partitions, 1M records = 1 GB), W1i (the same with idempotence) and
 # W1/5 (W1 with max.in.flight=5, the client's cap under idempotence, so the
@@ -15,29 +16,40 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURABILITY=${1:-fsync}
 REPS=${2:-3}
+COUNT=${COUNT:-1000000}   # records per run (1 KiB each)
 LIB=$(ls -d compat-tests/.work/rdkafka-sys-*/librdkafka 2>/dev/null | head -1)
 PERF="$LIB/examples/rdkafka_performance"
 [ -x "$PERF" ] || { echo "build it first: bash compat-tests/librdkafka/run.sh --build-only"; exit 2; }
 [ -x target/release/fjord ] || { echo "build it first: cargo build --release"; exit 2; }
 export LD_LIBRARY_PATH="$PWD/$LIB/src"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-DATA=$(mktemp -d)
-taskset -c 1 target/release/fjord --data-dir "$DATA" --listen "127.0.0.1:$PORT" \
-  --num-partitions 6 --durability "$DURABILITY" >"$DATA.log" 2>&1 &
-BROKER=$!
-trap 'kill $BROKER 2>/dev/null; wait $BROKER 2>/dev/null; rm -rf "$DATA" "$DATA.log"' EXIT
-for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
+BROKER=""; DATA=""
+start_broker() {
+  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  DATA=$(mktemp -d -p "${DATA_ROOT:-/tmp}")
+  taskset -c 1 target/release/fjord --data-dir "$DATA" --listen "127.0.0.1:$PORT" \
+    --num-partitions 6 --durability "$DURABILITY" >"$DATA.log" 2>&1 &
+  BROKER=$!
+  for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
+}
+stop_broker() {
+  kill "$BROKER" 2>/dev/null || true
+  wait "$BROKER" 2>/dev/null || true
+  [ -n "$DATA" ] && rm -rf "$DATA" "$DATA.log" || true
+}
+trap stop_broker EXIT
 HZ=$(getconf CLK_TCK)
 cpu() { awk '{print $14+$15}' "/proc/$BROKER/stat"; }
 declare -a W1 W1I C1 C1I W15 C15
-run() { # name topic extra... ; prints "MB/s cpu"
+run() { # topic extra... ; prints "MB/s cpu", against a fresh broker
   local topic=$1; shift
   local c0 t0 t1 c1
+  start_broker
   c0=$(cpu); t0=$(date +%s.%N)
-  timeout 300 taskset -c 0 "$PERF" -b "127.0.0.1:$PORT" -P -t "$topic" -s 1024 -c 1000000 -a -1 \
+  timeout 300 taskset -c 0 "$PERF" -b "127.0.0.1:$PORT" -P -t "$topic" -s 1024 -c "$COUNT" -a -1 \
     -X linger.ms=5 -X batch.size=1048576 -u "$@" >/dev/null 2>&1
   t1=$(date +%s.%N); c1=$(cpu)
-  echo "$(echo "1024 * 1000000 / ($t1 - $t0) / 1000000" | bc -l) $(echo "($c1 - $c0) / $HZ" | bc -l)"
+  stop_broker >/dev/null 2>&1
+  echo "$(echo "1024 * $COUNT / ($t1 - $t0) / 1000000" | bc -l) $(echo "($c1 - $c0) / $HZ" | bc -l)"
 }
 for r in $(seq "$REPS"); do
   read -r mb c < <(run "w1-$r")
