@@ -11,6 +11,7 @@ pub mod consumer;
 pub mod effects;
 pub mod group;
 pub mod machine;
+pub mod partition_io;
 pub mod producer_id;
 pub mod records;
 pub mod runtime;

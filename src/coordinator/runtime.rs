@@ -10,20 +10,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::{Buf, Bytes};
 use tokio::sync::oneshot;
 
 use super::consumer::{ConsumerLimits, HeartbeatRequest, HeartbeatResponse, Image};
 use super::effects::{Effects, JoinResult, Reply, SyncResult};
 use super::group::{JoinRequest, SyncRequest, WaitId};
 use super::machine::{Commit, Config, GroupCoordinator};
+use super::partition_io::{self, Replayed};
 use super::records::{self, Record};
 use super::OFFSETS_TOPIC;
 use crate::config::{Durability, Settings};
 use crate::log::partition::Partition;
 use crate::log::sync::Syncer;
 use crate::log::{LogError, LogManager};
-use crate::protocol::batch::{self, BatchHeader};
+use crate::protocol::batch;
 use crate::protocol::codes::{self, ErrorCode};
 
 struct Inner {
@@ -147,15 +147,7 @@ impl GroupRuntime {
         let part = topic
             .partition(0)
             .ok_or_else(|| LogError::Invalid(format!("{OFFSETS_TOPIC} has no partition 0")))?;
-        let built: Vec<batch::build::Rec<'_>> = recs
-            .iter()
-            .map(|r| batch::build::Rec {
-                key: Some(&r.key),
-                value: r.value.as_deref(),
-                timestamp_delta: 0,
-            })
-            .collect();
-        let bytes = batch::build::batch(now_ms, &built);
+        let bytes = partition_io::encode(recs, now_ms, batch::build::Producer::NONE);
         Ok(part.append(&bytes, &topic.config(), now_ms)?.files)
     }
 
@@ -401,17 +393,9 @@ impl GroupRuntime {
             }
             let recs = GroupCoordinator::commit_records(group, &commits);
             let (topic, part) = self.offsets().map_err(|_| codes::NOT_COORDINATOR)?;
-            let built: Vec<batch::build::Rec<'_>> = recs
-                .iter()
-                .map(|r| batch::build::Rec {
-                    key: Some(&r.key),
-                    value: r.value.as_deref(),
-                    timestamp_delta: 0,
-                })
-                .collect();
-            let bytes = batch::build::batch_with(
+            let bytes = partition_io::encode(
+                &recs,
                 now_ms,
-                &built,
                 batch::build::Producer {
                     id: producer_id,
                     epoch: producer_epoch,
@@ -550,66 +534,39 @@ fn replay(
     now_ms: i64,
 ) -> (u64, u64) {
     let (mut applied, mut bad) = (0u64, 0u64);
-    let mut offset = part.log_start_offset();
-    while offset < part.high_watermark() {
-        let Ok(read) = part.read(offset, 8 << 20) else {
-            break;
-        };
-        if read.records.is_empty() {
-            break;
-        }
-        let mut rest: Bytes = read.records;
-        while rest.len() >= batch::HEADER_LEN {
-            let Ok(h) = BatchHeader::parse(&rest) else {
-                break;
-            };
-            let Some(len) = h.total_len().ok().filter(|l| *l <= rest.len()) else {
-                break;
-            };
-            let mut one = rest.split_to(len);
-            offset = h.last_offset().saturating_add(1);
-            if h.is_control() {
-                // A transaction's outcome: apply or drop its offsets.
-                let recs = pending.remove(&h.producer_id).unwrap_or_default();
-                if batch::control_type(&one) == Some(1) {
-                    for r in recs {
-                        if machine.replay(&r.key, r.value.as_deref(), now_ms) {
-                            applied += 1;
-                        }
+    partition_io::replay(part, |batch| match batch {
+        Replayed::Marker {
+            producer_id,
+            commit,
+        } => {
+            // A transaction's outcome: apply or drop its offsets.
+            let recs = pending.remove(&producer_id).unwrap_or_default();
+            if commit {
+                for r in recs {
+                    if machine.replay(&r.key, r.value.as_deref(), now_ms) {
+                        applied += 1;
                     }
                 }
-                continue;
             }
-            let transactional = h.attributes & batch::ATTR_TRANSACTIONAL != 0;
-            match kafka_protocol::records::RecordBatchDecoder::decode(&mut one) {
-                Ok(set) => {
-                    for r in set.records {
-                        let Some(key) = r.key.as_ref() else {
-                            bad += 1;
-                            continue;
-                        };
-                        if transactional {
-                            pending.entry(h.producer_id).or_default().push(Record {
-                                key: Bytes::copy_from_slice(key.chunk()),
-                                value: r.value.as_ref().map(|v| Bytes::copy_from_slice(v.chunk())),
-                            });
-                            continue;
-                        }
-                        if machine.replay(key.chunk(), r.value.as_ref().map(|v| v.chunk()), now_ms)
-                        {
-                            applied += 1;
-                        } else {
-                            bad += 1;
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(offset, error = %e, "skipping an undecodable batch");
+        }
+        Replayed::Records {
+            transactional_producer: Some(pid),
+            records,
+        } => pending.entry(pid).or_default().extend(records),
+        Replayed::Records {
+            transactional_producer: None,
+            records,
+        } => {
+            for r in records {
+                if machine.replay(&r.key, r.value.as_deref(), now_ms) {
+                    applied += 1;
+                } else {
                     bad += 1;
                 }
             }
         }
-    }
+        Replayed::Undecodable => bad += 1,
+    });
     machine.finish_replay(now_ms);
     (applied, bad)
 }

@@ -18,8 +18,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::{Buf, Bytes};
-
+use super::partition_io::{self, Replayed};
 use super::producer_id::ProducerIdAllocator;
 use super::records::Record;
 use super::runtime::GroupRuntime;
@@ -28,7 +27,7 @@ use super::OFFSETS_TOPIC;
 use crate::config::{Durability, Settings};
 use crate::log::sync::Syncer;
 use crate::log::{LogError, LogManager};
-use crate::protocol::batch::{self, BatchHeader};
+use crate::protocol::batch;
 use crate::protocol::codes::{self, ErrorCode};
 
 /// The internal topic holding transaction state.
@@ -128,15 +127,7 @@ impl TxnRuntime {
         let part = topic
             .partition(0)
             .ok_or_else(|| LogError::Invalid(format!("{TXN_TOPIC} has no partition 0")))?;
-        let built: Vec<batch::build::Rec<'_>> = recs
-            .iter()
-            .map(|r| batch::build::Rec {
-                key: Some(&r.key),
-                value: r.value.as_deref(),
-                timestamp_delta: 0,
-            })
-            .collect();
-        let bytes = batch::build::batch(now_ms, &built);
+        let bytes = partition_io::encode(recs, now_ms, batch::build::Producer::NONE);
         Ok(part.append(&bytes, &topic.config(), now_ms)?.files)
     }
 
@@ -307,36 +298,14 @@ impl TxnRuntime {
 /// Replays `__transaction_state`; returns the records applied.
 fn replay(part: &crate::log::Partition, machine: &mut TxnCoordinator) -> u64 {
     let mut applied = 0u64;
-    let mut offset = part.log_start_offset();
-    while offset < part.high_watermark() {
-        let Ok(read) = part.read(offset, 8 << 20) else {
-            break;
-        };
-        if read.records.is_empty() {
-            break;
-        }
-        let mut rest: Bytes = read.records;
-        while rest.len() >= batch::HEADER_LEN {
-            let Ok(h) = BatchHeader::parse(&rest) else {
-                break;
-            };
-            let Some(len) = h.total_len().ok().filter(|l| *l <= rest.len()) else {
-                break;
-            };
-            let mut one = rest.split_to(len);
-            offset = h.last_offset().saturating_add(1);
-            match kafka_protocol::records::RecordBatchDecoder::decode(&mut one) {
-                Ok(set) => {
-                    for r in set.records {
-                        let Some(key) = r.key.as_ref() else { continue };
-                        if machine.replay(key.chunk(), r.value.as_ref().map(|v| v.chunk())) {
-                            applied += 1;
-                        }
-                    }
+    partition_io::replay(part, |batch| {
+        if let Replayed::Records { records, .. } = batch {
+            for r in records {
+                if machine.replay(&r.key, r.value.as_deref()) {
+                    applied += 1;
                 }
-                Err(e) => tracing::warn!(offset, error = %e, "skipping an undecodable batch"),
             }
         }
-    }
+    });
     applied
 }
