@@ -30,6 +30,41 @@ fn partition_exists(b: &Broker, topic: &str, p: i32) -> bool {
     b.log.topic(topic).is_some_and(|t| t.partition(p).is_some())
 }
 
+/// One partition's offset as a commit request states it.
+pub(super) struct Proposed<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: &'a str,
+}
+
+/// Checks one proposed offset (the partition exists, the metadata fits)
+/// and makes it a commit; shared by OffsetCommit and TxnOffsetCommit.
+pub(super) fn checked_commit(
+    b: &Broker,
+    p: Proposed<'_>,
+    max_meta: usize,
+    now_ms: i64,
+) -> Result<Commit, ErrorCode> {
+    if !partition_exists(b, p.topic, p.partition) {
+        return Err(codes::UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    if p.metadata.len() > max_meta {
+        return Err(codes::OFFSET_METADATA_TOO_LARGE);
+    }
+    Ok(Commit {
+        topic: p.topic.to_string(),
+        partition: p.partition,
+        value: OffsetValue {
+            offset: p.offset,
+            leader_epoch: p.leader_epoch,
+            metadata: p.metadata.to_string(),
+            commit_ms: now_ms,
+        },
+    })
+}
+
 pub async fn commit(b: &Broker, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
     let now = b.now_ms();
     let max_meta = b.groups.read(|m| m.config().offset_metadata_max_bytes);
@@ -38,27 +73,23 @@ pub async fn commit(b: &Broker, req: OffsetCommitRequest, version: i16) -> Offse
     let mut commits = Vec::new();
     for (ti, t) in req.topics.iter().enumerate() {
         for p in &t.partitions {
-            let meta = p.committed_metadata.as_deref().unwrap_or("");
-            let code = if !partition_exists(b, &t.name, p.partition_index) {
-                codes::UNKNOWN_TOPIC_OR_PARTITION
-            } else if meta.len() > max_meta {
-                codes::OFFSET_METADATA_TOO_LARGE
-            } else {
-                commits.push(Commit {
-                    topic: t.name.to_string(),
-                    partition: p.partition_index,
-                    value: OffsetValue {
-                        offset: p.committed_offset,
-                        leader_epoch: if version >= 6 {
-                            p.committed_leader_epoch
-                        } else {
-                            -1
-                        },
-                        metadata: meta.to_string(),
-                        commit_ms: now,
-                    },
-                });
-                codes::NONE
+            let proposed = Proposed {
+                topic: &t.name,
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: p.committed_metadata.as_deref().unwrap_or(""),
+            };
+            let code = match checked_commit(b, proposed, max_meta, now) {
+                Ok(c) => {
+                    commits.push(c);
+                    codes::NONE
+                }
+                Err(code) => code,
             };
             results.push((ti, p.partition_index, code));
         }

@@ -27,8 +27,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{errors, Broker};
-use crate::coordinator::machine::Commit;
-use crate::coordinator::records::OffsetValue;
 use crate::coordinator::OFFSETS_TOPIC;
 use crate::log::producer_state::ProducerError;
 use crate::log::LogError;
@@ -263,25 +261,23 @@ pub async fn txn_offset_commit(
     let mut commits = Vec::new();
     for t in &req.topics {
         for p in &t.partitions {
-            let meta = p.committed_metadata.as_deref().unwrap_or("");
-            let code = if meta.len() > max_meta {
-                codes::OFFSET_METADATA_TOO_LARGE
-            } else {
-                commits.push(Commit {
-                    topic: t.name.to_string(),
-                    partition: p.partition_index,
-                    value: OffsetValue {
-                        offset: p.committed_offset,
-                        leader_epoch: if version >= 2 {
-                            p.committed_leader_epoch
-                        } else {
-                            -1
-                        },
-                        metadata: meta.to_string(),
-                        commit_ms: now,
-                    },
-                });
-                codes::NONE
+            let proposed = super::offsets::Proposed {
+                topic: &t.name,
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if version >= 2 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: p.committed_metadata.as_deref().unwrap_or(""),
+            };
+            let code = match super::offsets::checked_commit(b, proposed, max_meta, now) {
+                Ok(c) => {
+                    commits.push(c);
+                    codes::NONE
+                }
+                Err(code) => code,
             };
             per.push((t.name.to_string(), p.partition_index, code));
         }
