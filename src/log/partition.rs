@@ -531,9 +531,18 @@ impl Partition {
         max_bytes: usize,
         committed: bool,
     ) -> LogResult<ReadResult> {
-        let (segs, hw, lso) = {
+        let (segs, hw, lso, any_aborted) = {
             let st = lock(&self.state);
-            (st.segments.clone(), st.next_offset, st.last_stable())
+            // Whether an aborted transaction ends at or after `offset`:
+            // almost never, and then the read costs nothing extra.
+            let any_aborted =
+                committed && st.aborted.last().is_some_and(|t| t.last_offset >= offset);
+            (
+                st.segments.clone(),
+                st.next_offset,
+                st.last_stable(),
+                any_aborted,
+            )
         };
         let limit = if committed { lso } else { i64::MAX };
         let start = self.log_start_offset();
@@ -562,7 +571,7 @@ impl Partition {
                 let records = seg
                     .read_below(position, max_bytes, limit)
                     .unwrap_or_default();
-                let aborted = if committed && !records.is_empty() {
+                let aborted = if any_aborted && !records.is_empty() {
                     let upper = last_offset_in(&records).saturating_add(1);
                     txn_index::overlapping(&lock(&self.state).aborted, offset, upper)
                 } else {
