@@ -9,6 +9,7 @@
 //! `registry::CompatChecker`, the store over the broker's log, and
 //! broker-side validation. Nothing is served yet.
 
+pub mod compat;
 pub mod error;
 pub mod model;
 pub mod registry;
