@@ -16,6 +16,7 @@ pub fn log_error(e: &LogError) -> ErrorCode {
         LogError::Invalid(_) => codes::INVALID_REQUEST,
         LogError::InvalidRecords { .. } => codes::INVALID_RECORD,
         LogError::Producer(p) => producer_error(p),
+        LogError::Unverified(code) => *code,
     }
 }
 

@@ -30,15 +30,15 @@ fn partition_result(index: i32, code: i16, message: Option<String>) -> Partition
 /// KIP-890 verification: a transactional batch is accepted only for a
 /// partition in its producer's open transaction (AddPartitionsToTxn first),
 /// so a late or stray write can never open a transaction that no marker
-/// will end. `None` when the write may go ahead.
+/// will end. `None` when the write may go ahead. Runs under the partition
+/// lock (`Partition::append_verified`), atomically with the append.
 fn unverified(
     b: &Broker,
     txn_id: Option<&str>,
     topic: &str,
     partition: i32,
-    records: Option<&[u8]>,
+    h: &crate::protocol::batch::BatchHeader,
 ) -> Option<i16> {
-    let h = crate::protocol::batch::BatchHeader::parse(records?).ok()?;
     if h.attributes & crate::protocol::batch::ATTR_TRANSACTIONAL == 0 {
         return None;
     }
@@ -83,12 +83,6 @@ pub fn handle(b: &Broker, req: ProduceRequest, version: i16) -> Produced {
                     codes::INVALID_TOPIC_EXCEPTION,
                     Some("cannot append to an internal topic".into()),
                 )
-            } else if let Some(code) = unverified(b, txn_id, &td.name, idx, pd.records.as_deref()) {
-                partition_result(
-                    idx,
-                    code,
-                    Some("the partition is not part of the producer's open transaction".into()),
-                )
             } else {
                 match (
                     topic.as_ref(),
@@ -100,7 +94,9 @@ pub fn handle(b: &Broker, req: ProduceRequest, version: i16) -> Produced {
                             codes::CORRUPT_MESSAGE,
                             Some("null record set".into()),
                         ),
-                        Some(records) => match p.append(records, &t.config(), now) {
+                        Some(records) => match p.append_verified(records, &t.config(), now, &|h| {
+                            unverified(b, txn_id, &td.name, idx, h)
+                        }) {
                             Ok(a) => {
                                 let mut r = partition_result(idx, codes::NONE, None);
                                 r.base_offset = a.base_offset;

@@ -38,9 +38,15 @@ pub enum LogError {
     InvalidRecords { message: String, indexes: Vec<i32> },
     #[error(transparent)]
     Producer(#[from] ProducerError),
+    /// The transaction coordinator refused a transactional write (its code).
+    #[error("the partition is not part of the producer's open transaction")]
+    Unverified(i16),
 }
 
 pub type LogResult<T> = Result<T, LogError>;
+
+/// Checks a batch header under the partition lock; `Some(code)` refuses it.
+pub type Verifier<'a> = dyn Fn(&batch::BatchHeader) -> Option<i16> + 'a;
 
 struct State {
     segments: Arc<Vec<Arc<Segment>>>,
@@ -237,7 +243,22 @@ impl Partition {
     /// Validates and appends a producer's record set. Nothing is written if
     /// any batch is invalid or too large.
     pub fn append(&self, records: &[u8], cfg: &LogConfig, now_ms: i64) -> LogResult<Appended> {
-        self.append_from(records, cfg, now_ms, false)
+        self.append_from(records, cfg, now_ms, false, None)
+    }
+
+    /// As `append`, with `verify` run on the batch header under the
+    /// partition lock: a transactional write is checked against its
+    /// coordinator atomically with the append, so a marker (which needs
+    /// this lock) is written either before the check (and the check sees
+    /// the ended transaction) or after the append (and ends it too).
+    pub fn append_verified(
+        &self,
+        records: &[u8],
+        cfg: &LogConfig,
+        now_ms: i64,
+        verify: &Verifier<'_>,
+    ) -> LogResult<Appended> {
+        self.append_from(records, cfg, now_ms, false, Some(verify))
     }
 
     /// Appends a coordinator's own batch (offsets committed in a
@@ -249,7 +270,7 @@ impl Partition {
         cfg: &LogConfig,
         now_ms: i64,
     ) -> LogResult<Appended> {
-        self.append_from(records, cfg, now_ms, true)
+        self.append_from(records, cfg, now_ms, true, None)
     }
 
     fn append_from(
@@ -258,6 +279,7 @@ impl Partition {
         cfg: &LogConfig,
         now_ms: i64,
         trusted: bool,
+        verify: Option<&Verifier<'_>>,
     ) -> LogResult<Appended> {
         let spans = batch::validate_produce(records)?;
         for s in &spans {
@@ -287,6 +309,11 @@ impl Partition {
         }
         let epoch = self.leader_epoch();
         let mut st = lock(&self.state);
+        if let (Some(verify), Some(span)) = (verify, spans.first()) {
+            if let Some(code) = verify(&span.header) {
+                return Err(LogError::Unverified(code));
+            }
+        }
         if let Some(span) = spans.first().filter(|_| idempotent && !trusted) {
             if let Verdict::Duplicate(d) = st.producers.check(&span.header)? {
                 // Already appended: answer with the original offsets. The
