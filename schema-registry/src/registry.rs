@@ -26,20 +26,38 @@ pub struct Record {
     pub value: Option<String>,
 }
 
-/// Decides whether `new` can join a subject whose live versions (oldest
-/// first) are `existing`, under `level`. Returns the reasons it cannot.
+/// A schema with the schemas it references, transitively: `(name, text)`
+/// pairs, dependencies before the schemas that use them, each named as the
+/// reference that brought it in names it.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub schema: Schema,
+    pub refs: Vec<(String, String)>,
+}
+
+/// Validates schemas and decides compatibility, per schema language.
 pub trait CompatChecker {
-    fn check(&self, level: Compatibility, new: &Schema, existing: &[&Schema]) -> Vec<String>;
+    /// Why `schema` is not a valid schema of its type, if it is not.
+    fn validate(&self, _schema: &Resolved) -> Result<(), String> {
+        Ok(())
+    }
+    /// The reasons `new` cannot join a subject whose live versions (oldest
+    /// first) are `existing`, under `level`; empty when it can.
+    fn check(&self, level: Compatibility, new: &Resolved, existing: &[Resolved]) -> Vec<String>;
 }
 
 /// Accepts everything (level NONE everywhere); for tests of the rest.
 pub struct AcceptAll;
 
 impl CompatChecker for AcceptAll {
-    fn check(&self, _: Compatibility, _: &Schema, _: &[&Schema]) -> Vec<String> {
+    fn check(&self, _: Compatibility, _: &Resolved, _: &[Resolved]) -> Vec<String> {
         Vec::new()
     }
 }
+
+/// How deep references may nest, and how many a schema may pull in.
+const MAX_REFERENCE_DEPTH: usize = 32;
+const MAX_REFERENCES: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Version {
@@ -277,19 +295,83 @@ impl Registry {
     }
 
     /// Live versions a new schema must be compatible with, oldest first.
-    fn compat_targets(&self, subject: &str, level: Compatibility) -> Vec<&Schema> {
+    fn compat_targets(&self, subject: &str, level: Compatibility) -> RegistryResult<Vec<Resolved>> {
         let Some(s) = self.subjects.get(subject) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let live: Vec<&Schema> = s
             .live()
             .filter_map(|(_, v)| self.schemas.get(&v.id))
             .collect();
-        if level.transitive() {
+        let chosen = if level.transitive() {
             live
         } else {
             live.last().copied().into_iter().collect()
+        };
+        chosen.into_iter().map(|s| self.resolve(s)).collect()
+    }
+
+    /// `schema` with everything it references, transitively. A reference to
+    /// a version that does not exist (or is soft-deleted) makes the schema
+    /// invalid (42201), as in Confluent.
+    pub fn resolve(&self, schema: &Schema) -> RegistryResult<Resolved> {
+        let mut refs = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        self.resolve_into(schema, 0, &mut seen, &mut refs)?;
+        Ok(Resolved {
+            schema: schema.clone(),
+            refs,
+        })
+    }
+
+    fn resolve_into(
+        &self,
+        schema: &Schema,
+        depth: usize,
+        seen: &mut std::collections::HashSet<(String, i32)>,
+        out: &mut Vec<(String, String)>,
+    ) -> RegistryResult<()> {
+        if depth > MAX_REFERENCE_DEPTH {
+            return Err(RegistryError::InvalidSchema(format!(
+                "references nest deeper than {MAX_REFERENCE_DEPTH}"
+            )));
         }
+        for r in &schema.references {
+            if !seen.insert((r.subject.clone(), r.version)) {
+                continue;
+            }
+            if seen.len() > MAX_REFERENCES {
+                return Err(RegistryError::InvalidSchema(format!(
+                    "more than {MAX_REFERENCES} references"
+                )));
+            }
+            let target = self
+                .version(&r.subject, VersionRef::Number(r.version), false)
+                .map_err(|_| {
+                    RegistryError::InvalidSchema(format!(
+                        "reference {} to {} version {} does not exist",
+                        r.name, r.subject, r.version
+                    ))
+                })?;
+            self.resolve_into(&target.schema, depth.saturating_add(1), seen, out)?;
+            out.push((r.name.clone(), target.schema.text.clone()));
+        }
+        Ok(())
+    }
+
+    /// The schema with its references resolved, or 42201 when it is not
+    /// valid for its type.
+    pub fn validate(
+        &self,
+        schema: &Schema,
+        checker: &dyn CompatChecker,
+    ) -> RegistryResult<Resolved> {
+        schema.canonical()?;
+        let resolved = self.resolve(schema)?;
+        checker
+            .validate(&resolved)
+            .map_err(RegistryError::InvalidSchema)?;
+        Ok(resolved)
     }
 
     /// POST /compatibility/subjects/{s}/versions[/{v}]: reasons `schema`
@@ -301,37 +383,19 @@ impl Registry {
         schema: &Schema,
         checker: &dyn CompatChecker,
     ) -> RegistryResult<Vec<String>> {
-        schema.canonical()?;
+        let resolved = self.validate(schema, checker)?;
         let level = self.compatibility(Some(subject));
         if level == Compatibility::None {
             return Ok(Vec::new());
         }
-        let targets: Vec<Schema> = match v {
-            Some(v) => vec![self.version(subject, v, false)?.schema],
-            None => self
-                .compat_targets(subject, level)
-                .into_iter()
-                .cloned()
-                .collect(),
+        let targets: Vec<Resolved> = match v {
+            Some(v) => vec![self.resolve(&self.version(subject, v, false)?.schema)?],
+            None => self.compat_targets(subject, level)?,
         };
-        let refs: Vec<&Schema> = targets.iter().collect();
-        Ok(checker.check(level, schema, &refs))
+        Ok(checker.check(level, &resolved, &targets))
     }
 
     // ----- writes -----
-
-    fn check_references(&self, schema: &Schema) -> RegistryResult<()> {
-        for r in &schema.references {
-            self.version(&r.subject, VersionRef::Number(r.version), false)
-                .map_err(|_| {
-                    RegistryError::InvalidSchema(format!(
-                        "reference {} to {} version {} does not exist",
-                        r.name, r.subject, r.version
-                    ))
-                })?;
-        }
-        Ok(())
-    }
 
     /// POST /subjects/{s}/versions. Returns the id and the records to write
     /// (none when the schema is already a live version of the subject).
@@ -344,8 +408,8 @@ impl Registry {
         if self.mode(Some(subject)) == Mode::Readonly {
             return Err(RegistryError::ReadOnly(subject.to_string()));
         }
+        let resolved = self.validate(&schema, checker)?;
         let canonical = schema.canonical()?;
-        self.check_references(&schema)?;
         let existing_id = self.by_canonical.get(&canonical).copied();
         if let (Some(id), Some(s)) = (existing_id, self.subjects.get(subject)) {
             if s.live().any(|(_, v)| v.id == id) {
@@ -354,7 +418,7 @@ impl Registry {
         }
         let level = self.compatibility(Some(subject));
         if level != Compatibility::None {
-            let details = checker.check(level, &schema, &self.compat_targets(subject, level));
+            let details = checker.check(level, &resolved, &self.compat_targets(subject, level)?);
             if !details.is_empty() {
                 return Err(RegistryError::Incompatible {
                     subject: subject.to_string(),

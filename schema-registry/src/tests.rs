@@ -2,7 +2,7 @@
 
 use crate::error::RegistryError;
 use crate::model::{Compatibility, Mode, Reference, Schema, SchemaType, VersionRef};
-use crate::registry::{AcceptAll, CompatChecker, Record, Registry};
+use crate::registry::{AcceptAll, CompatChecker, Record, Registry, Resolved};
 
 fn avro(text: &str) -> Schema {
     Schema {
@@ -20,7 +20,7 @@ const B: &str = r#"{"type":"record","name":"B","fields":[{"name":"y","type":"str
 /// Rejects everything, naming the level it was asked about.
 struct RejectAll;
 impl CompatChecker for RejectAll {
-    fn check(&self, level: Compatibility, _: &Schema, existing: &[&Schema]) -> Vec<String> {
+    fn check(&self, level: Compatibility, _: &Resolved, existing: &[Resolved]) -> Vec<String> {
         if existing.is_empty() {
             Vec::new()
         } else {

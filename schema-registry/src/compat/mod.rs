@@ -1,48 +1,71 @@
-//! Compatibility checkers behind `registry::CompatChecker`.
+//! Validation and compatibility checkers behind `registry::CompatChecker`,
+//! one per schema language.
 //!
-//! `avro` implements Apache Avro's Java rules. JSON Schema (Confluent's
-//! `SchemaDiff` rules) is still to come: JSON schemas are accepted
-//! unchecked for now, and so are schemas with references (their named
-//! types live in other subjects, which the checker is not yet given).
+//! `avro` implements Apache Avro's Java `SchemaCompatibility` rules, which
+//! Confluent uses; `json` implements Confluent's `SchemaDiff` rules for
+//! JSON Schema. Referenced schemas come resolved (`Resolved::refs`), so
+//! named types and `$ref`s that live in other subjects are checked too.
 
 pub mod avro;
+pub mod json;
 
-use crate::model::{Compatibility, Schema, SchemaType};
-use crate::registry::CompatChecker;
+use crate::model::{Compatibility, SchemaType};
+use crate::registry::{CompatChecker, Resolved};
 
 /// The registry's checker.
 pub struct Rules;
 
-/// One direction of a check: can `reader` read data written by `writer`?
-fn avro_pair(reader: &Schema, writer: &Schema) -> Vec<String> {
-    let (r, w) = match (
-        avro::parse(&reader.text, &[]),
-        avro::parse(&writer.text, &[]),
-    ) {
-        (Ok(r), Ok(w)) => (r, w),
-        (Err(e), _) | (_, Err(e)) => return vec![format!("cannot parse schema: {e}")],
-    };
-    avro::incompatibilities(&r, &w)
+fn avro_parse(s: &Resolved) -> Result<avro::Parsed, String> {
+    let refs: Vec<&str> = s.refs.iter().map(|(_, text)| text.as_str()).collect();
+    avro::parse(&s.schema.text, &refs)
+}
+
+fn json_parse(s: &Resolved) -> Result<json::Parsed, String> {
+    let refs: Vec<(&str, &str)> = s
+        .refs
+        .iter()
+        .map(|(name, text)| (name.as_str(), text.as_str()))
+        .collect();
+    json::parse(&s.schema.text, &refs)
+}
+
+/// Can data written with `old` be read with `new` (backward), in the
+/// language of both? Reasons it cannot.
+fn backward(new: &Resolved, old: &Resolved) -> Vec<String> {
+    match (new.schema.schema_type, old.schema.schema_type) {
+        (SchemaType::Avro, SchemaType::Avro) => match (avro_parse(new), avro_parse(old)) {
+            (Ok(r), Ok(w)) => avro::incompatibilities(&r, &w),
+            (Err(e), _) | (_, Err(e)) => vec![format!("cannot parse schema: {e}")],
+        },
+        (SchemaType::Json, SchemaType::Json) => match (json_parse(old), json_parse(new)) {
+            (Ok(original), Ok(update)) => json::changes(&original, &update),
+            (Err(e), _) | (_, Err(e)) => vec![format!("cannot parse schema: {e}")],
+        },
+        (a, b) => vec![format!(
+            "schema type {} cannot evolve into {}",
+            b.name(),
+            a.name()
+        )],
+    }
 }
 
 impl CompatChecker for Rules {
-    fn check(&self, level: Compatibility, new: &Schema, existing: &[&Schema]) -> Vec<String> {
-        if new.schema_type != SchemaType::Avro
-            || !new.references.is_empty()
-            || existing
-                .iter()
-                .any(|e| e.schema_type != SchemaType::Avro || !e.references.is_empty())
-        {
-            return Vec::new();
+    fn validate(&self, schema: &Resolved) -> Result<(), String> {
+        match schema.schema.schema_type {
+            SchemaType::Avro => avro_parse(schema).map(|_| ()),
+            SchemaType::Json => json_parse(schema).map(|_| ()),
         }
-        let backward = matches!(
+    }
+
+    fn check(&self, level: Compatibility, new: &Resolved, existing: &[Resolved]) -> Vec<String> {
+        let backward_too = matches!(
             level,
             Compatibility::Backward
                 | Compatibility::BackwardTransitive
                 | Compatibility::Full
                 | Compatibility::FullTransitive
         );
-        let forward = matches!(
+        let forward_too = matches!(
             level,
             Compatibility::Forward
                 | Compatibility::ForwardTransitive
@@ -51,11 +74,11 @@ impl CompatChecker for Rules {
         );
         let mut problems = Vec::new();
         for old in existing {
-            if backward {
-                problems.extend(avro_pair(new, old));
+            if backward_too {
+                problems.extend(backward(new, old));
             }
-            if forward {
-                problems.extend(avro_pair(old, new));
+            if forward_too {
+                problems.extend(backward(old, new));
             }
         }
         problems

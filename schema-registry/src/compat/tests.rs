@@ -4,7 +4,7 @@
 use super::avro::{incompatibilities, parse};
 use super::Rules;
 use crate::model::{Compatibility, Schema, SchemaType};
-use crate::registry::CompatChecker;
+use crate::registry::{CompatChecker, Resolved};
 
 fn reads(reader: &str, writer: &str) -> bool {
     let r = parse(reader, &[]).unwrap_or_else(|e| panic!("{reader}: {e}"));
@@ -157,24 +157,35 @@ fn bad_schemas_are_refused() {
 
 #[test]
 fn levels_pick_the_directions() {
-    let s = |t: &str| Schema {
-        schema_type: SchemaType::Avro,
-        text: t.to_string(),
-        references: Vec::new(),
+    let s = |t: &str| Resolved {
+        schema: Schema {
+            schema_type: SchemaType::Avro,
+            text: t.to_string(),
+            references: Vec::new(),
+        },
+        refs: Vec::new(),
     };
     let (old, added) = (s(INT_RECORD), s(TWO_FIELDS));
     // Adding a field without a default: new readers cannot read old data
     // (backward fails) but old readers can read new data (forward passes).
     assert!(!Rules
-        .check(Compatibility::Backward, &added, &[&old])
+        .check(Compatibility::Backward, &added, std::slice::from_ref(&old))
         .is_empty());
     assert!(Rules
-        .check(Compatibility::Forward, &added, &[&old])
+        .check(Compatibility::Forward, &added, std::slice::from_ref(&old))
         .is_empty());
-    assert!(!Rules.check(Compatibility::Full, &added, &[&old]).is_empty());
-    assert!(Rules.check(Compatibility::None, &added, &[&old]).is_empty());
+    assert!(!Rules
+        .check(Compatibility::Full, &added, std::slice::from_ref(&old))
+        .is_empty());
+    assert!(Rules
+        .check(Compatibility::None, &added, std::slice::from_ref(&old))
+        .is_empty());
     let with_default = s(TWO_FIELDS_DEFAULT);
     assert!(Rules
-        .check(Compatibility::Full, &with_default, &[&old])
+        .check(
+            Compatibility::Full,
+            &with_default,
+            std::slice::from_ref(&old)
+        )
         .is_empty());
 }
