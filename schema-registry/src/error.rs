@@ -20,6 +20,8 @@ pub enum RegistryError {
     VersionNotSoftDeleted(String),
     #[error("Subject '{0}' does not have subject-level compatibility configured")]
     SubjectConfigNotFound(String),
+    #[error("Subject '{0}' does not have subject-level mode configured")]
+    SubjectModeNotFound(String),
     #[error("Invalid schema {0}")]
     InvalidSchema(String),
     #[error("The specified version '{0}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\"")]
@@ -30,6 +32,8 @@ pub enum RegistryError {
     InvalidMode,
     #[error("Subject '{0}' is in read-only mode")]
     ReadOnly(String),
+    #[error("{0}")]
+    NotPermitted(String),
     #[error("One or more references exist to the schema {0}")]
     ReferenceExists(String),
     #[error("Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: {}", details.join("; "))]
@@ -53,11 +57,12 @@ impl RegistryError {
             Self::VersionSoftDeleted(_) => 40406,
             Self::VersionNotSoftDeleted(_) => 40407,
             Self::SubjectConfigNotFound(_) => 40408,
+            Self::SubjectModeNotFound(_) => 40409,
             Self::InvalidSchema(_) => 42201,
             Self::InvalidVersion(_) => 42202,
             Self::InvalidCompatibilityLevel => 42203,
             Self::InvalidMode => 42204,
-            Self::ReadOnly(_) => 42205,
+            Self::ReadOnly(_) | Self::NotPermitted(_) => 42205,
             Self::ReferenceExists(_) => 42206,
             Self::Incompatible { .. } => 409,
             Self::Store(_) => 50001,

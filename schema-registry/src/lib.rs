@@ -1,18 +1,21 @@
 //! Fjord's Confluent-compatible schema registry.
 //!
-//! In progress (issue 5). Here today: the registry state machine
-//! (`registry`: subjects, versions, content-addressed ids, soft and
-//! permanent deletes, references, configs and modes, with the records it
-//! writes to `_schemas` and their replay), its values (`model`) and its
-//! errors with Confluent's codes (`error`). Still to come: the REST API
-//! (axum), the Avro and JSON Schema compatibility checkers behind
-//! `registry::CompatChecker`, the store over the broker's log, and
-//! broker-side validation. Nothing is served yet.
+//! `registry` is the state machine (subjects, versions, content-addressed
+//! ids, deletes, references, configs, modes) with the records it writes to
+//! `_schemas` and their replay; `compat` validates schemas and checks
+//! compatibility (Avro by Apache Avro's Java rules, JSON Schema by
+//! Confluent's SchemaDiff); `service` puts the state machine behind a lock
+//! over a durable `store`; `http` is the Confluent REST API (axum). The
+//! crate knows nothing of the broker: the broker supplies a `Store` over
+//! its log and serves `http::router`.
 
 pub mod compat;
 pub mod error;
+pub mod http;
 pub mod model;
 pub mod registry;
+pub mod service;
+pub mod store;
 
 #[cfg(test)]
 mod tests;

@@ -46,6 +46,13 @@ pub trait CompatChecker {
     fn check(&self, level: Compatibility, new: &Resolved, existing: &[Resolved]) -> Vec<String>;
 }
 
+/// An id and version a registration asks for (IMPORT mode only).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Imported {
+    pub id: Option<i32>,
+    pub version: Option<i32>,
+}
+
 /// Accepts everything (level NONE everywhere); for tests of the rest.
 pub struct AcceptAll;
 
@@ -287,6 +294,20 @@ impl Registry {
         }
     }
 
+    /// GET /mode/{s}: 40409 unless set, or with `default_to_global`.
+    pub fn subject_mode(&self, subject: &str, default_to_global: bool) -> RegistryResult<Mode> {
+        match self.subject_mode.get(subject) {
+            Some(m) => Ok(*m),
+            None if default_to_global => Ok(self.mode(None)),
+            None => Err(RegistryError::SubjectModeNotFound(subject.to_string())),
+        }
+    }
+
+    /// The highest id ever assigned.
+    pub fn max_id(&self) -> i32 {
+        self.max_id
+    }
+
     pub fn mode(&self, subject: Option<&str>) -> Mode {
         subject
             .and_then(|s| self.subject_mode.get(s).copied())
@@ -397,27 +418,53 @@ impl Registry {
 
     // ----- writes -----
 
-    /// POST /subjects/{s}/versions. Returns the id and the records to write
-    /// (none when the schema is already a live version of the subject).
+    /// POST /subjects/{s}/versions. Returns the id, the version, and the
+    /// records to write (none when the schema is already a live version of
+    /// the subject).
     pub fn register(
         &mut self,
         subject: &str,
         schema: Schema,
         checker: &dyn CompatChecker,
-    ) -> RegistryResult<(i32, Vec<Record>)> {
-        if self.mode(Some(subject)) == Mode::Readonly {
+    ) -> RegistryResult<(i32, i32, Vec<Record>)> {
+        self.register_as(subject, schema, Imported::default(), checker)
+    }
+
+    /// Registration with an id and version chosen by the caller, which only
+    /// IMPORT mode allows (Confluent's migration path): the id must be free
+    /// or already hold this schema, the version unused; no compatibility
+    /// check applies.
+    pub fn register_as(
+        &mut self,
+        subject: &str,
+        schema: Schema,
+        imported: Imported,
+        checker: &dyn CompatChecker,
+    ) -> RegistryResult<(i32, i32, Vec<Record>)> {
+        let mode = self.mode(Some(subject));
+        if mode == Mode::Readonly {
             return Err(RegistryError::ReadOnly(subject.to_string()));
+        }
+        let importing = imported.id.is_some() || imported.version.is_some();
+        if importing && mode != Mode::Import {
+            return Err(RegistryError::NotPermitted(format!(
+                "Subject {subject} is not in import mode"
+            )));
         }
         let resolved = self.validate(&schema, checker)?;
         let canonical = schema.canonical()?;
         let existing_id = self.by_canonical.get(&canonical).copied();
         if let (Some(id), Some(s)) = (existing_id, self.subjects.get(subject)) {
-            if s.live().any(|(_, v)| v.id == id) {
-                return Ok((id, Vec::new()));
+            if let Some((v, _)) = s.live().find(|(_, v)| v.id == id) {
+                if imported.id.is_none_or(|want| want == id)
+                    && imported.version.is_none_or(|want| want == *v)
+                {
+                    return Ok((id, *v, Vec::new()));
+                }
             }
         }
         let level = self.compatibility(Some(subject));
-        if level != Compatibility::None {
+        if level != Compatibility::None && mode != Mode::Import {
             let details = checker.check(level, &resolved, &self.compat_targets(subject, level)?);
             if !details.is_empty() {
                 return Err(RegistryError::Incompatible {
@@ -426,15 +473,43 @@ impl Registry {
                 });
             }
         }
-        let id = existing_id.unwrap_or(self.max_id.saturating_add(1));
-        let version = self
+        let id = match imported.id {
+            Some(want) if want < 1 => {
+                return Err(RegistryError::NotPermitted(format!("Invalid id {want}")))
+            }
+            Some(want) => match self.schemas.get(&want) {
+                Some(other) if other.canonical()? != canonical => {
+                    return Err(RegistryError::NotPermitted(format!(
+                        "Overwrite new schema with id {want} is not permitted."
+                    )))
+                }
+                _ => want,
+            },
+            None => existing_id.unwrap_or(self.max_id.saturating_add(1)),
+        };
+        let next = self
             .subjects
             .get(subject)
             .map_or(0, |s| s.max_version)
             .saturating_add(1);
+        let version = match imported.version {
+            Some(want) if want < 1 => return Err(RegistryError::InvalidVersion(want.to_string())),
+            Some(want)
+                if self
+                    .subjects
+                    .get(subject)
+                    .is_some_and(|s| s.versions.contains_key(&want)) =>
+            {
+                return Err(RegistryError::NotPermitted(format!(
+                    "Version {want} of subject {subject} already exists"
+                )))
+            }
+            Some(want) => want,
+            None => next,
+        };
         let rec = schema_record(subject, version, id, &schema, false, false);
         self.apply_schema(subject, version, id, schema, false, false, canonical);
-        Ok((id, vec![rec]))
+        Ok((id, version, vec![rec]))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -615,15 +690,32 @@ impl Registry {
         Ok((old, vec![config_record(subject, None)]))
     }
 
-    /// PUT /mode[/{s}].
-    pub fn set_mode(&mut self, subject: Option<&str>, mode: Mode) -> Vec<Record> {
+    /// PUT /mode[/{s}]. IMPORT needs an empty registry (or subject)
+    /// unless `force`, as in Confluent.
+    pub fn set_mode(
+        &mut self,
+        subject: Option<&str>,
+        mode: Mode,
+        force: bool,
+    ) -> RegistryResult<Vec<Record>> {
+        if mode == Mode::Import && !force {
+            let busy = match subject {
+                Some(s) => self.subjects.get(s).is_some_and(|x| !x.versions.is_empty()),
+                None => self.subjects.values().any(|x| !x.versions.is_empty()),
+            };
+            if busy {
+                return Err(RegistryError::NotPermitted(
+                    "Cannot import since found existing subjects".into(),
+                ));
+            }
+        }
         match subject {
             Some(s) => {
                 self.subject_mode.insert(s.to_string(), mode);
             }
             None => self.global_mode = Some(mode),
         }
-        vec![mode_record(subject, Some(mode))]
+        Ok(vec![mode_record(subject, Some(mode))])
     }
 
     /// DELETE /mode[/{s}]: the mode that was in force.

@@ -41,18 +41,18 @@ fn replayed(log: &[Record]) -> Registry {
 fn ids_are_content_addressed_and_registration_is_idempotent() {
     let mut r = Registry::new();
     let mut log = Vec::new();
-    let (id, recs) = r.register("s1", avro(A), &AcceptAll).unwrap();
+    let (id, _, recs) = r.register("s1", avro(A), &AcceptAll).unwrap();
     log.extend(recs);
-    let (again, recs) = r.register("s1", avro(A_SPACED), &AcceptAll).unwrap();
+    let (again, _, recs) = r.register("s1", avro(A_SPACED), &AcceptAll).unwrap();
     assert_eq!(
         (again, recs.len()),
         (id, 0),
         "whitespace and key order ignored"
     );
-    let (other, recs) = r.register("s2", avro(A), &AcceptAll).unwrap();
+    let (other, _, recs) = r.register("s2", avro(A), &AcceptAll).unwrap();
     assert_eq!(other, id, "same schema, same id in another subject");
     log.extend(recs);
-    let (idb, recs) = r.register("s1", avro(B), &AcceptAll).unwrap();
+    let (idb, _, recs) = r.register("s1", avro(B), &AcceptAll).unwrap();
     log.extend(recs);
     assert_eq!(idb, id + 1);
     assert_eq!(r.versions("s1", false).unwrap(), vec![1, 2]);
@@ -81,9 +81,9 @@ fn ids_are_content_addressed_and_registration_is_idempotent() {
 fn deletes_follow_confluent() {
     let mut r = Registry::new();
     let mut log = Vec::new();
-    let (id, recs) = r.register("s", avro(A), &AcceptAll).unwrap();
+    let (id, _, recs) = r.register("s", avro(A), &AcceptAll).unwrap();
     log.extend(recs);
-    log.extend(r.register("s", avro(B), &AcceptAll).unwrap().1);
+    log.extend(r.register("s", avro(B), &AcceptAll).unwrap().2);
     // Permanent first is refused; soft, then soft again is refused.
     let code = |e: RegistryError| e.error_code();
     assert_eq!(
@@ -127,7 +127,7 @@ fn deletes_follow_confluent() {
     log.extend(recs);
     assert_eq!(code(r.schema_by_id(id).unwrap_err()), 40403);
     // Version numbers are never reused, even after a permanent delete.
-    let (_, recs) = r.register("s", avro(A), &AcceptAll).unwrap();
+    let (_, _, recs) = r.register("s", avro(A), &AcceptAll).unwrap();
     log.extend(recs);
     assert_eq!(r.versions("s", false).unwrap(), vec![3]);
     let back = replayed(&log);
@@ -142,7 +142,7 @@ fn deletes_follow_confluent() {
 fn compatibility_configs_modes_and_references() {
     let mut r = Registry::new();
     let mut log = Vec::new();
-    log.extend(r.register("s", avro(A), &RejectAll).unwrap().1);
+    log.extend(r.register("s", avro(A), &RejectAll).unwrap().2);
     let err = r.register("s", avro(B), &RejectAll).unwrap_err();
     assert_eq!((err.error_code(), err.http_status()), (409, 409));
     assert!(err.to_string().contains("Backward: rejected"));
@@ -156,7 +156,7 @@ fn compatibility_configs_modes_and_references() {
         Compatibility::Backward
     );
     log.extend(r.set_config(Some("s"), Compatibility::None));
-    log.extend(r.register("s", avro(B), &RejectAll).unwrap().1);
+    log.extend(r.register("s", avro(B), &RejectAll).unwrap().2);
     assert_eq!(r.compatibility(None), Compatibility::Backward);
     assert!(Compatibility::parse("sideways").is_err());
     assert_eq!(
@@ -164,7 +164,7 @@ fn compatibility_configs_modes_and_references() {
         Compatibility::FullTransitive
     );
     // Read-only mode refuses writes.
-    log.extend(r.set_mode(Some("s"), Mode::Readonly));
+    log.extend(r.set_mode(Some("s"), Mode::Readonly, false).unwrap());
     assert_eq!(
         r.register("s", avro(r#""string""#), &AcceptAll)
             .unwrap_err()
@@ -183,7 +183,7 @@ fn compatibility_configs_modes_and_references() {
             version: 1,
         }],
     };
-    log.extend(r.register("c", with_ref.clone(), &AcceptAll).unwrap().1);
+    log.extend(r.register("c", with_ref.clone(), &AcceptAll).unwrap().2);
     assert_eq!(r.referenced_by("s", 1).len(), 1);
     assert_eq!(
         r.delete_version("s", VersionRef::Number(1), false)
