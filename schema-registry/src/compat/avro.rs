@@ -17,7 +17,9 @@
 //!   reads the writer.
 //!
 //! Logical types are ignored (so decimal precision changes pass, as in Java).
-//! Recursive types are followed once per (reader, writer) pair.
+//! Each (reader, writer) pair is decided once (memoized, failures too, as
+//! in Java), a pair met again while in progress counting as compatible
+//! (recursion); the check's depth is bounded like the parse's.
 
 use std::collections::{HashMap, HashSet};
 
@@ -199,6 +201,7 @@ impl Parser {
                         let idx = self.push(Node::Pending)?;
                         self.named.insert(name.fullname.clone(), idx);
                         let mut fields = Vec::new();
+                        let mut field_names = HashSet::new();
                         for f in o
                             .get("fields")
                             .and_then(Value::as_array)
@@ -211,6 +214,9 @@ impl Parser {
                                 .ok_or("field without a name")?;
                             let ft = fo.get("type").ok_or("field without a type")?;
                             let node = self.parse(ft, space.as_deref(), depth + 1)?;
+                            if !field_names.insert(fname) {
+                                return Err(format!("duplicate field {fname}"));
+                            }
                             fields.push(Field {
                                 name: fname.to_string(),
                                 aliases: fo
@@ -245,7 +251,18 @@ impl Parser {
                                     .ok_or("enum symbols are strings")
                             })
                             .collect::<Result<Vec<_>, _>>()?;
+                        let mut distinct = HashSet::with_capacity(symbols.len());
+                        if let Some(dup) = symbols.iter().find(|x| !distinct.insert(x.as_str())) {
+                            return Err(format!("duplicate enum symbol {dup}"));
+                        }
+                        // As Java: a non-string default is ignored, a string
+                        // one must be a symbol.
                         let default = o.get("default").and_then(Value::as_str).map(str::to_string);
+                        if let Some(d) = &default {
+                            if !symbols.contains(d) {
+                                return Err(format!("enum default {d} is not one of its symbols"));
+                            }
+                        }
                         let full = name.fullname.clone();
                         let idx = self.push(Node::Enum {
                             name,
@@ -307,9 +324,16 @@ pub fn parse(text: &str, references: &[&str]) -> Result<Parsed, String> {
 struct Checker<'a> {
     reader: &'a Parsed,
     writer: &'a Parsed,
-    seen: HashSet<(usize, usize)>,
+    /// Each (reader, writer) pair's verdict, as Java's memo: true while in
+    /// progress (recursion is assumed compatible until proven otherwise).
+    memo: HashMap<(usize, usize), bool>,
+    depth: usize,
     problems: Vec<String>,
 }
+
+/// Deepest the check descends (bounds the stack: names from references can
+/// nest a schema deeper than one text's `MAX_DEPTH`).
+const MAX_CHECK_DEPTH: usize = MAX_DEPTH;
 
 fn names_match(r: &Name, w: &Name) -> bool {
     r.name == w.name || r.aliases.contains(&w.fullname)
@@ -342,14 +366,35 @@ impl Checker<'_> {
 
     /// Whether the reader node reads the writer node; records why not.
     fn check(&mut self, r: usize, w: usize, path: &str) -> bool {
-        if !self.seen.insert((r, w)) {
-            return true; // recursion: assumed, as Java's memo does
+        if let Some(&ok) = self.memo.get(&(r, w)) {
+            if !ok {
+                // Decided before, perhaps inside a union branch search
+                // whose reports were dropped: never fail silently.
+                self.problems
+                    .push(format!("incompatible (as found before) at {path}"));
+            }
+            return ok;
         }
+        if self.depth >= MAX_CHECK_DEPTH {
+            return self.fail(path, "schemas nested too deeply to check".into());
+        }
+        self.memo.insert((r, w), true);
+        self.depth += 1;
         let ok = self.check_inner(r, w, path);
-        if !ok {
-            self.seen.remove(&(r, w));
-        }
+        self.depth -= 1;
+        self.memo.insert((r, w), ok);
         ok
+    }
+
+    fn name_check(&mut self, r: &Name, w: &Name, path: &str) -> bool {
+        if names_match(r, w) {
+            true
+        } else {
+            self.fail(
+                &format!("{path}/name"),
+                format!("NAME_MISMATCH: expected {}", w.fullname),
+            )
+        }
     }
 
     fn fail(&mut self, path: &str, why: String) -> bool {
@@ -404,16 +449,15 @@ impl Checker<'_> {
             (Node::Array(ri), Node::Array(wi)) => self.check(*ri, *wi, &format!("{path}/items")),
             (Node::Map(ri), Node::Map(wi)) => self.check(*ri, *wi, &format!("{path}/values")),
             (Node::Fixed { name: a, size: x }, Node::Fixed { name: b, size: y }) => {
-                if !names_match(a, b) {
-                    return self.fail(path, format!("NAME_MISMATCH: expected {}", b.fullname));
-                }
+                // As Java, the name and the size are both checked.
+                let mut ok = self.name_check(a, b, path);
                 if x != y {
-                    return self.fail(
-                        path,
+                    ok = self.fail(
+                        &format!("{path}/size"),
                         format!("FIXED_SIZE_MISMATCH: expected {y}, found {x}"),
                     );
                 }
-                true
+                ok
             }
             (
                 Node::Enum {
@@ -427,18 +471,27 @@ impl Checker<'_> {
                     ..
                 },
             ) => {
-                if !names_match(a, b) {
-                    return self.fail(path, format!("NAME_MISMATCH: expected {}", b.fullname));
-                }
-                let missing: Vec<&String> = ws.iter().filter(|s| !rs.contains(s)).collect();
-                if !missing.is_empty() && default.is_none() {
-                    let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-                    return self.fail(
+                let mut ok = self.name_check(a, b, path);
+                let readable: HashSet<&str> = rs.iter().map(String::as_str).collect();
+                let mut missing: Vec<&str> = ws
+                    .iter()
+                    .filter(|s| !readable.contains(s.as_str()))
+                    .map(String::as_str)
+                    .collect();
+                missing.sort_unstable();
+                missing.dedup();
+                // A reader default covers unknown symbols only if it is
+                // one of the reader's symbols (Java's condition).
+                let covered = default
+                    .as_ref()
+                    .is_some_and(|d| readable.contains(d.as_str()));
+                if !missing.is_empty() && !covered {
+                    ok = self.fail(
                         &format!("{path}/symbols"),
-                        format!("MISSING_ENUM_SYMBOLS: [{}]", list.join(", ")),
+                        format!("MISSING_ENUM_SYMBOLS: [{}]", missing.join(", ")),
                     );
                 }
-                true
+                ok
             }
             (
                 Node::Record {
@@ -450,24 +503,38 @@ impl Checker<'_> {
                     fields: wf,
                 },
             ) => {
-                if !names_match(a, b) {
-                    return self.fail(path, format!("NAME_MISMATCH: expected {}", b.fullname));
-                }
-                let mut ok = true;
+                let mut ok = self.name_check(a, b, path);
+                let by_name: HashMap<&str, &Field> =
+                    wf.iter().rev().map(|x| (x.name.as_str(), x)).collect();
                 for (i, f) in rf.iter().enumerate() {
-                    let found = wf
-                        .iter()
-                        .find(|x| x.name == f.name)
-                        .or_else(|| wf.iter().find(|x| f.aliases.contains(&x.name)));
+                    // Java's lookupWriterField: the field's own name, then
+                    // each alias; more than one match is an error there.
+                    let mut found = std::iter::once(f.name.as_str())
+                        .chain(f.aliases.iter().map(String::as_str))
+                        .filter_map(|n| by_name.get(n));
+                    let (first, second) = (found.next(), found.next());
                     let fpath = format!("{path}/fields/{i}");
-                    match found {
-                        Some(x) => ok &= self.check(f.node, x.node, &format!("{fpath}/type")),
-                        None if f.has_default => {}
-                        None => {
+                    match (first, second) {
+                        (Some(_), Some(_)) => {
                             ok = self.fail(
                                 &fpath,
-                                format!("READER_FIELD_MISSING_DEFAULT_VALUE: {}", f.name),
+                                format!("reader field {} matches several writer fields", f.name),
                             );
+                        }
+                        (Some(x), None) => {
+                            ok &= self.check(f.node, x.node, &format!("{fpath}/type"));
+                        }
+                        (None, _) if f.has_default => {}
+                        (None, _) => {
+                            // Java checks an enum with a default against the
+                            // writer record itself: a type mismatch.
+                            let why = match Self::node(self.reader, f.node) {
+                                Node::Enum {
+                                    default: Some(_), ..
+                                } => "TYPE_MISMATCH: reader type ENUM not compatible with writer type RECORD".to_string(),
+                                _ => format!("READER_FIELD_MISSING_DEFAULT_VALUE: {}", f.name),
+                            };
+                            ok = self.fail(&fpath, why);
                         }
                     }
                 }
@@ -499,7 +566,8 @@ pub fn incompatibilities(reader: &Parsed, writer: &Parsed) -> Vec<String> {
     let mut c = Checker {
         reader,
         writer,
-        seen: HashSet::new(),
+        memo: HashMap::new(),
+        depth: 0,
         problems: Vec::new(),
     };
     c.check(reader.root, writer.root, "");

@@ -87,3 +87,6 @@ impl CompatChecker for Rules {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod avro_corpus_tests;
