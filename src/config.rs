@@ -61,6 +61,8 @@ settings! {
     data_dir ("FJORD_DATA_DIR"): PathBuf = PathBuf::from("./data");
     /// Address to bind the Kafka listener to [127.0.0.1:9092].
     listen ("FJORD_LISTEN"): SocketAddr = SocketAddr::from(([127, 0, 0, 1], 9092));
+    /// Address of the schema registry's REST listener, or `off` [127.0.0.1:8081].
+    registry_listen ("FJORD_REGISTRY_LISTEN"): String = "127.0.0.1:8081".to_string();
     /// host:port that clients are told to connect to [the listen address].
     advertise ("FJORD_ADVERTISE"): String = String::new();
     /// This broker's node id [1].
@@ -164,15 +166,32 @@ impl Settings {
         Ok(s)
     }
 
-    /// Defaults with a data directory: for tests and embedding.
+    /// Defaults with a data directory, for tests and embedding: the schema
+    /// registry is off (many test brokers share one machine).
     pub fn for_dir(data_dir: PathBuf) -> Self {
         let mut s = Settings::merge(Args::default(), FileConfig::default());
         s.data_dir = data_dir;
+        s.registry_listen = "off".to_string();
         s.advertise = s.listen.to_string();
         s
     }
 
+    /// Where the schema registry listens; `None` when it is off.
+    pub fn registry_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let v = self.registry_listen.trim();
+        if v.is_empty() || v.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        v.parse().map(Some).map_err(|_| {
+            bad(
+                "registry_listen",
+                "must be host:port (an IP address) or off",
+            )
+        })
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        self.registry_addr()?;
         let (host, port) = self.advertised()?;
         if host.is_empty() || port == 0 {
             return Err(bad("advertise", "must be host:port with a non-zero port"));

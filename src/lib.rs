@@ -10,5 +10,6 @@ pub mod coordinator;
 pub mod handlers;
 pub mod log;
 pub mod protocol;
+pub mod registry;
 pub mod runtime;
 pub mod server;

@@ -36,6 +36,8 @@ fn cluster_id(dir: &std::path::Path) -> std::io::Result<String> {
 pub struct Running {
     pub broker: Arc<Broker>,
     pub local_addr: std::net::SocketAddr,
+    /// Where the schema registry listens, when it is on.
+    pub registry_addr: Option<std::net::SocketAddr>,
     stop: watch::Sender<bool>,
     live: Arc<Live>,
     serve: tokio::task::JoinHandle<()>,
@@ -74,6 +76,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         )
         .await?,
     );
+    let registry_addr = settings.registry_addr()?;
+    let schemas = match registry_addr {
+        Some(_) => Some(
+            crate::registry::open(log.clone(), &settings, syncer.clone(), clock.clone()).await?,
+        ),
+        None => None,
+    };
     let broker = Arc::new(Broker {
         log: log.clone(),
         settings: settings.clone(),
@@ -81,6 +90,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         syncer,
         groups: groups.clone(),
         txns: txns.clone(),
+        schemas: schemas.clone(),
         cluster_id: cluster_id(&settings.data_dir)?,
         advertised_host: host,
         advertised_port: i32::from(port),
@@ -95,7 +105,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         stop_rx.clone(),
         live.clone(),
     ));
-    let duties = vec![
+    let mut registry_local = None;
+    let mut registry_task = None;
+    if let (Some(service), Some(addr)) = (schemas, registry_addr) {
+        let (local, task) =
+            crate::registry::serve(service, addr, &settings, stop_rx.clone()).await?;
+        registry_local = Some(local);
+        registry_task = Some(task);
+    }
+    let mut duties = vec![
         tokio::spawn(group_timers(groups, clock.clone(), stop_rx.clone())),
         tokio::spawn(txn_timers(
             txns,
@@ -140,10 +158,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             },
         )),
     ];
+    duties.extend(registry_task);
     tracing::info!(listen = %local_addr, advertise = %settings.advertise, data_dir = %settings.data_dir.display(), "fjord serving Kafka");
     Ok(Running {
         broker,
         local_addr,
+        registry_addr: registry_local,
         stop,
         live,
         serve,

@@ -46,6 +46,28 @@ pub trait CompatChecker {
     fn check(&self, level: Compatibility, new: &Resolved, existing: &[Resolved]) -> Vec<String>;
 }
 
+/// A snapshot of which schema ids exist and which subjects use them, for
+/// checks that must not wait on the registry's lock (Produce).
+#[derive(Debug, Clone, Default)]
+pub struct IdIndex {
+    ids: std::collections::HashSet<i32>,
+    by_subject: HashMap<String, std::collections::HashSet<i32>>,
+}
+
+impl IdIndex {
+    /// Whether any schema has this id.
+    pub fn knows(&self, id: i32) -> bool {
+        self.ids.contains(&id)
+    }
+
+    /// Whether `id` is a live version of `subject`.
+    pub fn in_subject(&self, subject: &str, id: i32) -> bool {
+        self.by_subject
+            .get(subject)
+            .is_some_and(|s| s.contains(&id))
+    }
+}
+
 /// An id and version a registration asks for (IMPORT mode only).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Imported {
@@ -300,6 +322,22 @@ impl Registry {
             Some(m) => Ok(*m),
             None if default_to_global => Ok(self.mode(None)),
             None => Err(RegistryError::SubjectModeNotFound(subject.to_string())),
+        }
+    }
+
+    /// What broker-side validation needs: every id, and the ids of each
+    /// subject's live versions.
+    pub fn id_index(&self) -> IdIndex {
+        let mut by_subject: HashMap<String, std::collections::HashSet<i32>> = HashMap::new();
+        for (name, s) in &self.subjects {
+            let ids: std::collections::HashSet<i32> = s.live().map(|(_, v)| v.id).collect();
+            if !ids.is_empty() {
+                by_subject.insert(name.clone(), ids);
+            }
+        }
+        IdIndex {
+            ids: self.schemas.keys().copied().collect(),
+            by_subject,
         }
     }
 

@@ -13,11 +13,13 @@ use tokio::sync::RwLock;
 
 use crate::compat::Rules;
 use crate::error::{RegistryError, RegistryResult};
-use crate::registry::{CompatChecker, Record, Registry};
+use crate::registry::{CompatChecker, IdIndex, Record, Registry};
 use crate::store::Store;
 
 pub struct Service {
     state: RwLock<Registry>,
+    /// Rebuilt after every change; read without waiting by Produce.
+    ids: std::sync::RwLock<Arc<IdIndex>>,
     store: Arc<dyn Store>,
     checker: Rules,
 }
@@ -45,6 +47,7 @@ impl Service {
         }
         tracing::info!(records = n, "schema registry loaded");
         Ok(Self {
+            ids: std::sync::RwLock::new(Arc::new(registry.id_index())),
             state: RwLock::new(registry),
             store,
             checker: Rules,
@@ -74,8 +77,20 @@ impl Service {
                 Ok((fresh, _, _)) => *state = fresh,
                 Err(e2) => tracing::error!(error = %e2, "schema registry cannot reload"),
             }
+            self.publish_ids(&state);
             return Err(RegistryError::Store(e));
         }
+        self.publish_ids(&state);
         Ok(answer)
+    }
+
+    fn publish_ids(&self, state: &Registry) {
+        let fresh = Arc::new(state.id_index());
+        *self.ids.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+    }
+
+    /// The current ids, without waiting for a write in progress.
+    pub fn id_index(&self) -> Arc<IdIndex> {
+        self.ids.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

@@ -21,10 +21,13 @@ pub mod txn_runtime;
 /// The internal topic holding groups and committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// Whether a topic is one of the coordinators' internal topics, which
-/// clients may read but not write or delete.
+/// Whether a topic is one of the broker's internal topics (the
+/// coordinators' and the schema registry's), which clients may read but not
+/// write or delete.
 pub fn is_internal(topic: &str) -> bool {
-    topic == OFFSETS_TOPIC || topic == txn_runtime::TXN_TOPIC
+    topic == OFFSETS_TOPIC
+        || topic == txn_runtime::TXN_TOPIC
+        || topic == crate::registry::SCHEMAS_TOPIC
 }
 
 #[cfg(test)]

@@ -130,6 +130,8 @@ pub struct Broker {
     pub syncer: Syncer,
     pub groups: Arc<GroupRuntime>,
     pub txns: Arc<TxnRuntime>,
+    /// The schema registry, when it is on (for Produce's validation).
+    pub schemas: Option<Arc<fjord_schema_registry::service::Service>>,
     pub cluster_id: String,
     pub advertised_host: String,
     pub advertised_port: i32,

@@ -57,6 +57,25 @@ fn unverified(
     }
 }
 
+/// Broker-side schema validation, for topics that turn it on.
+fn validated(
+    b: &Broker,
+    topic: &str,
+    records: &bytes::Bytes,
+    cfg: &crate::log::config::LogConfig,
+) -> Result<(), LogError> {
+    if !crate::registry::validation::wanted(cfg) {
+        return Ok(());
+    }
+    let ids = b.schemas.as_ref().map(|s| s.id_index());
+    crate::registry::validation::check(ids.as_deref(), topic, records, cfg).map_err(|r| {
+        LogError::InvalidRecords {
+            message: r.message,
+            indexes: r.record_indexes,
+        }
+    })
+}
+
 /// Appends every partition's records; the response may still wait for a sync.
 pub fn handle(b: &Broker, req: ProduceRequest, version: i16) -> Produced {
     let acks = req.acks;
@@ -88,15 +107,18 @@ pub fn handle(b: &Broker, req: ProduceRequest, version: i16) -> Produced {
                     topic.as_ref(),
                     topic.as_ref().and_then(|t| t.partition(idx)),
                 ) {
-                    (Some(t), Some(p)) => match pd.records.as_deref() {
+                    (Some(t), Some(p)) => match pd.records.as_ref() {
                         None => partition_result(
                             idx,
                             codes::CORRUPT_MESSAGE,
                             Some("null record set".into()),
                         ),
-                        Some(records) => match p.append_verified(records, &t.config(), now, &|h| {
-                            unverified(b, txn_id, &td.name, idx, h)
-                        }) {
+                        Some(records) => match validated(b, &td.name, records, &t.config())
+                            .and_then(|()| {
+                                p.append_verified(records, &t.config(), now, &|h| {
+                                    unverified(b, txn_id, &td.name, idx, h)
+                                })
+                            }) {
                             Ok(a) => {
                                 let mut r = partition_result(idx, codes::NONE, None);
                                 r.base_offset = a.base_offset;

@@ -45,10 +45,6 @@ fn fenced(code: ErrorCode, version: i16, since: i16) -> ErrorCode {
     }
 }
 
-fn is_internal(topic: &str) -> bool {
-    topic == OFFSETS_TOPIC || topic == crate::coordinator::txn_runtime::TXN_TOPIC
-}
-
 pub async fn init_producer_id(
     b: &Broker,
     req: InitProducerIdRequest,
@@ -129,7 +125,7 @@ async fn add_one(
         for p in &t.partitions {
             let code = if total > MAX_PARTITIONS_PER_REQUEST {
                 codes::INVALID_REQUEST
-            } else if is_internal(t.name.as_str()) {
+            } else if crate::coordinator::is_internal(t.name.as_str()) {
                 codes::INVALID_TOPIC_EXCEPTION
             } else if topic.as_ref().and_then(|tp| tp.partition(*p)).is_none() {
                 codes::UNKNOWN_TOPIC_OR_PARTITION
@@ -352,7 +348,7 @@ pub async fn write_txn_markers(
                     .and_then(|tp| tp.partition(*p).map(|x| (tp, x)))
                 {
                     None => codes::UNKNOWN_TOPIC_OR_PARTITION,
-                    Some(_) if is_internal(t.name.as_str()) => codes::INVALID_TOPIC_EXCEPTION,
+                    Some(_) if crate::coordinator::is_internal(t.name.as_str()) => codes::INVALID_TOPIC_EXCEPTION,
                     Some((tp, part)) => match part.append_marker(
                         m.producer_id.0,
                         m.producer_epoch,

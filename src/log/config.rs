@@ -157,6 +157,13 @@ pub const TOPIC_CONFIGS: &[Def] = &[
         "1",
     ),
     d("preallocate", Some("log.preallocate"), Kind::Bool, "false"),
+    d("confluent.key.schema.validation", None, Kind::Bool, "false"),
+    d(
+        "confluent.value.schema.validation",
+        None,
+        Kind::Bool,
+        "false",
+    ),
     d("remote.storage.enable", None, Kind::Bool, "false"),
     d(
         "retention.bytes",
@@ -311,6 +318,10 @@ pub struct LogConfig {
     pub min_cleanable_dirty_permille: u32,
     /// Records newer than this are not compacted.
     pub min_compaction_lag_ms: i64,
+    /// confluent.key.schema.validation: keys must carry a registered id.
+    pub key_schema_validation: bool,
+    /// confluent.value.schema.validation: values must carry a registered id.
+    pub value_schema_validation: bool,
 }
 
 impl LogConfig {
@@ -356,6 +367,12 @@ impl LogConfig {
                 permille
             },
             min_compaction_lag_ms: num("min.compaction.lag.ms", 0).max(0),
+            key_schema_validation: get("confluent.key.schema.validation")
+                .trim()
+                .eq_ignore_ascii_case("true"),
+            value_schema_validation: get("confluent.value.schema.validation")
+                .trim()
+                .eq_ignore_ascii_case("true"),
         }
     }
 }

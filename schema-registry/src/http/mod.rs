@@ -9,7 +9,10 @@
 mod compatibility;
 mod config;
 mod schemas;
+mod serve;
 mod subjects;
+
+pub use serve::{serve, HttpLimits};
 
 use std::collections::HashMap;
 use std::sync::Arc;
