@@ -23,10 +23,13 @@ def free_port():
 class Broker:
     """One fjord process. `extra` are additional command-line flags."""
 
-    def __init__(self, data_dir, port=None, extra=(), log_path=None):
+    def __init__(self, data_dir, port=None, extra=(), log_path=None, registry=False):
         self.data_dir = str(data_dir)
         self.port = port or free_port()
         self.extra = list(extra)
+        # The schema registry listens only where a test asks for it (its
+        # default port would clash between brokers).
+        self.registry_port = free_port() if registry else None
         self.proc = None
         self.log_path = log_path or os.path.join(self.data_dir + ".log")
         self._log = None
@@ -35,11 +38,22 @@ class Broker:
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def registry_url(self):
+        return f"http://127.0.0.1:{self.registry_port}" if self.registry_port else None
+
+    def registry_args(self):
+        if any(a.startswith("--registry-listen") for a in self.extra):
+            return []
+        if self.registry_port:
+            return ["--registry-listen", f"127.0.0.1:{self.registry_port}"]
+        return ["--registry-listen", "off"]
+
     def start(self, timeout_s=30.0):
         os.makedirs(self.data_dir, exist_ok=True)
         self._log = open(self.log_path, "ab")
         args = [FJORD_BIN, "--data-dir", self.data_dir,
-                "--listen", self.bootstrap, "--advertise", self.bootstrap] + self.extra
+                "--listen", self.bootstrap, "--advertise", self.bootstrap] + self.registry_args() + self.extra
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
