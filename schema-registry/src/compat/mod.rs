@@ -86,6 +86,8 @@ impl CompatChecker for Rules {
 }
 
 #[cfg(test)]
+mod json_tests;
+#[cfg(test)]
 mod tests;
 
 #[cfg(test)]
