@@ -201,3 +201,31 @@ fn pattern_properties_cover_by_pattern() {
         vec!["PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL #/properties/x_1"]
     );
 }
+
+/// A long chain of distinct definitions nests comparisons far deeper than
+/// the document: the walk stops at its depth bound instead of the stack.
+#[test]
+fn long_reference_chains_are_bounded() {
+    let chain = |leaf: &str| {
+        let defs: Vec<String> = (0..2000)
+            .map(|i| {
+                format!(
+                    r##""d{i}":{{"properties":{{"n":{{"$ref":"#/definitions/d{}"}}}}}}"##,
+                    i + 1
+                )
+            })
+            .chain(std::iter::once(format!(r#""d2000":{{"type":"{leaf}"}}"#)))
+            .collect();
+        format!(
+            r##"{{"$ref":"#/definitions/d0","definitions":{{{}}}}}"##,
+            defs.join(",")
+        )
+    };
+    let a = parse(&chain("string"), &[]).unwrap();
+    let b = parse(&chain("number"), &[]).unwrap();
+    let found = changes(&a, &b);
+    assert!(
+        found.iter().any(|c| c.starts_with("SCHEMA_TOO_COMPLEX")),
+        "{found:?}"
+    );
+}
