@@ -348,7 +348,9 @@ pub async fn write_txn_markers(
                     .and_then(|tp| tp.partition(*p).map(|x| (tp, x)))
                 {
                     None => codes::UNKNOWN_TOPIC_OR_PARTITION,
-                    Some(_) if crate::coordinator::is_internal(t.name.as_str()) => codes::INVALID_TOPIC_EXCEPTION,
+                    Some(_) if crate::coordinator::is_internal(t.name.as_str()) => {
+                        codes::INVALID_TOPIC_EXCEPTION
+                    }
                     Some((tp, part)) => match part.append_marker(
                         m.producer_id.0,
                         m.producer_epoch,
