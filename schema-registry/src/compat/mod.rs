@@ -88,6 +88,8 @@ impl CompatChecker for Rules {
 #[cfg(test)]
 mod json_tests;
 #[cfg(test)]
+mod levels_tests;
+#[cfg(test)]
 mod tests;
 
 #[cfg(test)]
