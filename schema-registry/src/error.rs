@@ -10,6 +10,8 @@ pub enum RegistryError {
     VersionNotFound(String),
     #[error("Schema {0} not found")]
     SchemaNotFound(String),
+    #[error("Schema not found")]
+    SchemaNotInSubject,
     #[error("Subject '{0}' was soft deleted.Set permanent=true to delete permanently")]
     SubjectSoftDeleted(String),
     #[error("Subject '{0}' was not deleted first before being permanently deleted")]
@@ -51,7 +53,7 @@ impl RegistryError {
         match self {
             Self::SubjectNotFound(_) => 40401,
             Self::VersionNotFound(_) => 40402,
-            Self::SchemaNotFound(_) => 40403,
+            Self::SchemaNotFound(_) | Self::SchemaNotInSubject => 40403,
             Self::SubjectSoftDeleted(_) => 40404,
             Self::SubjectNotSoftDeleted(_) => 40405,
             Self::VersionSoftDeleted(_) => 40406,

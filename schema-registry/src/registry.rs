@@ -4,13 +4,16 @@
 //! `replay` rebuilds the same state from them, so the store can be the
 //! broker's log or memory.
 //!
-//! Rules (Confluent's): the same schema (whitespace and key order aside)
-//! gets the same id in every subject; re-registering a live schema returns
-//! its id and writes nothing; a new version is the highest ever used in the
-//! subject plus one; compatibility is checked only against live versions;
-//! ids resolve after a soft delete; a permanent delete needs a soft delete
-//! first. Permanently deleted versions stay in the log as records marked
-//! `permanent` (not tombstones), so their version numbers are never reused.
+//! Rules (Confluent's): the same schema (whitespace, key order and
+//! equivalent Avro spellings aside) gets the same id in every subject;
+//! re-registering a live schema returns its id and writes nothing; a new
+//! version is the highest ever used in the subject plus one; compatibility
+//! is checked only against live versions; ids resolve after a soft delete;
+//! a permanent delete needs a soft delete first. Permanently deleted
+//! versions stay in the log as records marked `permanent` (not tombstones),
+//! so their numbers are not reused while the subject has any version left;
+//! once its last version is permanently deleted the subject is gone and a
+//! new registration starts again at version 1, as in Confluent.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -285,7 +288,7 @@ impl Registry {
                 .rev()
                 .find(|(_, v)| v.id == id && (deleted || !v.deleted))
         });
-        let (n, v) = found.ok_or_else(|| RegistryError::SchemaNotFound(String::new()))?;
+        let (n, v) = found.ok_or(RegistryError::SchemaNotInSubject)?;
         Ok(Registered {
             subject: subject.to_string(),
             version: *n,
@@ -568,6 +571,11 @@ impl Registry {
             s.versions.remove(&version);
         } else {
             s.versions.insert(version, Version { id, deleted });
+        }
+        // A subject whose last version is permanently deleted is gone, as
+        // in Confluent: its name is free and numbering starts again at 1.
+        if permanent && s.versions.is_empty() {
+            self.subjects.remove(subject);
         }
         self.by_canonical.entry(canonical).or_insert(id);
         self.schemas.entry(id).or_insert(schema);

@@ -4,6 +4,39 @@ use crate::error::RegistryError;
 use crate::model::{Compatibility, Mode, Reference, Schema, SchemaType, VersionRef};
 use crate::registry::{AcceptAll, CompatChecker, Record, Registry, Resolved};
 
+#[test]
+fn equivalent_avro_spellings_share_an_id() {
+    let mut r = Registry::new();
+    let same = [
+        (r#""string""#, r#"{"type":"string"}"#),
+        (
+            r#"{"type":"record","name":"n.R","fields":[{"name":"a","type":{"type":"int"}},{"name":"in","type":{"type":"fixed","name":"F","size":2}},{"name":"again","type":"F"}]}"#,
+            r#"{"type":"record","name":"R","namespace":"n","fields":[{"name":"a","type":"int"},{"name":"in","type":{"type":"fixed","name":"n.F","size":2}},{"name":"again","type":"n.F"}]}"#,
+        ),
+    ];
+    for (i, (a, b)) in same.iter().enumerate() {
+        let (ia, _, _) = r.register(&format!("a{i}"), avro(a), &AcceptAll).unwrap();
+        let (ib, _, _) = r.register(&format!("b{i}"), avro(b), &AcceptAll).unwrap();
+        assert_eq!(ia, ib, "{a} vs {b}");
+    }
+    // Different names in different namespaces stay different.
+    let (x, _, _) = r
+        .register(
+            "x",
+            avro(r#"{"type":"fixed","name":"F","namespace":"p","size":2}"#),
+            &AcceptAll,
+        )
+        .unwrap();
+    let (y, _, _) = r
+        .register(
+            "y",
+            avro(r#"{"type":"fixed","name":"F","namespace":"q","size":2}"#),
+            &AcceptAll,
+        )
+        .unwrap();
+    assert_ne!(x, y);
+}
+
 fn avro(text: &str) -> Schema {
     Schema {
         schema_type: SchemaType::Avro,
@@ -126,12 +159,16 @@ fn deletes_follow_confluent() {
     assert_eq!(versions, vec![1, 2]);
     log.extend(recs);
     assert_eq!(code(r.schema_by_id(id).unwrap_err()), 40403);
-    // Version numbers are never reused, even after a permanent delete.
+    // The subject is gone (40401 even with deleted=true), and a new
+    // registration starts again at version 1, as in Confluent.
+    assert_eq!(code(r.versions("s", true).unwrap_err()), 40401);
+    assert_eq!(code(r.delete_subject("s", true).unwrap_err()), 40401);
+    assert_eq!(code(r.delete_subject("s", false).unwrap_err()), 40401);
     let (_, _, recs) = r.register("s", avro(A), &AcceptAll).unwrap();
     log.extend(recs);
-    assert_eq!(r.versions("s", false).unwrap(), vec![3]);
+    assert_eq!(r.versions("s", false).unwrap(), vec![1]);
     let back = replayed(&log);
-    assert_eq!(back.versions("s", true).unwrap(), vec![3]);
+    assert_eq!(back.versions("s", true).unwrap(), vec![1]);
     assert_eq!(
         back.subjects("", false, false),
         r.subjects("", false, false)

@@ -79,7 +79,48 @@ fn parse_schema(text: &str) -> Result<Value, String> {
     if depth_exceeds(&value, MAX_DEPTH) {
         return Err(format!("schema nests deeper than {MAX_DEPTH} levels"));
     }
+    check_type_names(&value)?;
     Ok(value)
+}
+
+/// The type names JSON Schema defines.
+const TYPE_NAMES: &[&str] = &[
+    "null", "boolean", "object", "array", "number", "string", "integer",
+];
+
+/// Every `type` keyword names JSON Schema types (as Confluent's parser
+/// requires). Data keywords (`enum`, `const`, `default`, `examples`) are
+/// not schemas and are skipped. Depth is already bounded by the caller.
+fn check_type_names(v: &Value) -> Result<(), String> {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                if matches!(k.as_str(), "enum" | "const" | "default" | "examples") {
+                    continue;
+                }
+                if k == "type" {
+                    let names: Vec<&Value> = match child {
+                        Value::Array(items) => items.iter().collect(),
+                        Value::String(_) => vec![child],
+                        _ => Vec::new(),
+                    };
+                    for n in names {
+                        match n.as_str() {
+                            Some(t) if TYPE_NAMES.contains(&t) => {}
+                            _ => return Err(format!("unknown type {n}")),
+                        }
+                    }
+                    if !matches!(child, Value::Object(_)) {
+                        continue;
+                    }
+                }
+                check_type_names(child)?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => items.iter().try_for_each(check_type_names),
+        _ => Ok(()),
+    }
 }
 
 fn kind_of(value: &Value) -> &'static str {

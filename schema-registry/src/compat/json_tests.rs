@@ -76,6 +76,15 @@ fn parse_rejects_what_is_not_a_schema() {
     assert!(parse("[]", &[]).unwrap_err().contains("an array"));
     assert!(parse("true", &[]).is_ok());
     assert!(parse("{}", &[]).is_ok());
+    assert!(parse(r#"{"type":"objectx"}"#, &[])
+        .unwrap_err()
+        .contains("unknown type"));
+    assert!(parse(r#"{"type":["string",5]}"#, &[]).is_err());
+    assert!(parse(r#"{"items":{"type":"nope"}}"#, &[]).is_err());
+    // A property named `type`, and data that looks like a schema, are fine.
+    let ok = r#"{"type":["object","null"],"properties":{"type":{"type":"string"}},
+        "default":{"type":"anything"},"enum":[{"type":"x"}]}"#;
+    assert!(parse(ok, &[]).is_ok());
 }
 
 #[test]
