@@ -206,4 +206,59 @@ mod tests {
         assert!(e.message.contains("registry is off"));
         assert!(check(Some(&ids), "t", &Bytes::from_static(b"\x00\x01"), &c).is_err());
     }
+
+    fn compressed_batch(compression: kafka_protocol::records::Compression, value: Bytes) -> Bytes {
+        use kafka_protocol::records::{
+            Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+        let r = Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: 0,
+            key: None,
+            value: Some(value),
+            headers: Default::default(),
+        };
+        let mut out = bytes::BytesMut::new();
+        let opts = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
+        RecordBatchEncoder::encode(&mut out, [&r], &opts).unwrap();
+        out.freeze()
+    }
+
+    #[test]
+    fn compressed_batches_are_checked_and_bombs_refused() {
+        let ids = index_with("t-value", 1);
+        let c = cfg(false, true);
+        use kafka_protocol::records::Compression;
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let good = compressed_batch(codec, Bytes::from(framed(1, b"x")));
+            assert_eq!(check(Some(&ids), "t", &good, &c), Ok(()), "{codec:?}");
+            let bad = compressed_batch(codec, Bytes::from(framed(2, b"x")));
+            assert!(check(Some(&ids), "t", &bad, &c).is_err(), "{codec:?}");
+        }
+        // A few kilobytes of zstd that decompress past the bound are refused
+        // without being inflated.
+        let limit = kafka_protocol::compression::MAX_DECOMPRESSED_BYTES;
+        let mut huge = framed(1, b"");
+        huge.resize(limit + 1024, 0);
+        let bomb = compressed_batch(Compression::Zstd, Bytes::from(huge));
+        assert!(bomb.len() < 64 * 1024, "{}", bomb.len());
+        let e = check(Some(&ids), "t", &bomb, &c).unwrap_err();
+        assert!(e.message.contains("more than"), "{}", e.message);
+    }
 }

@@ -6,6 +6,26 @@
 use crate::protocol::buf::{ByteBuf, ByteBufMut};
 use anyhow::Result;
 
+/// FJORD-PATCH: the most bytes one batch's records may decompress to. A few
+/// bytes of zstd or gzip can claim gigabytes; decompression stops with an
+/// error past this bound instead of allocating what the input claims.
+pub const MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
+
+/// FJORD-PATCH: reads `r` to its end into a buffer, failing past
+/// [`MAX_DECOMPRESSED_BYTES`].
+#[cfg(any(feature = "gzip", feature = "lz4", feature = "zstd"))]
+fn read_bounded<R: std::io::Read>(r: R, what: &str) -> Result<bytes::BytesMut> {
+    use bytes::BufMut as _;
+    let mut out = bytes::BytesMut::new().writer();
+    let limit = MAX_DECOMPRESSED_BYTES as u64;
+    let n = std::io::copy(&mut r.take(limit + 1), &mut out)
+        .map_err(|e| anyhow::anyhow!("Failed to decompress {what}: {e}"))?;
+    if n > limit {
+        anyhow::bail!("{what} batch decompresses to more than {MAX_DECOMPRESSED_BYTES} bytes");
+    }
+    Ok(out.into_inner())
+}
+
 #[cfg(feature = "gzip")]
 mod gzip;
 #[cfg(feature = "lz4")]
