@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::model::{Crit, Node, Shape};
 
+mod additional;
 mod array;
 mod combined;
 mod object;

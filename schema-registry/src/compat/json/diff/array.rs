@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::additional::ADDITIONAL_ITEMS;
 use super::{Difference, Walker, ARRAY_BOUNDS};
 use crate::compat::json::model::Node;
 
@@ -25,14 +26,6 @@ fn tuple(map: &Obj) -> &[Value] {
         .map_or(&[], Vec::as_slice)
 }
 
-fn permits_additional(map: &Obj) -> bool {
-    map.get("additionalItems") != Some(&Value::Bool(false))
-}
-
-fn additional_schema(map: &Obj) -> Option<&Value> {
-    map.get("additionalItems").filter(|v| v.is_object())
-}
-
 fn unevaluated(map: &Obj) -> Option<&Value> {
     map.get("unevaluatedItems").filter(is_schema)
 }
@@ -47,14 +40,14 @@ fn is_empty_value(v: &Value) -> bool {
 
 /// Any further item is allowed, with any value.
 fn is_open(map: &Obj) -> bool {
-    permits_additional(map)
-        && additional_schema(map).is_none()
+    ADDITIONAL_ITEMS.permits(map)
+        && ADDITIONAL_ITEMS.schema(map).is_none()
         && unevaluated(map).is_none_or(is_empty_value)
 }
 
 /// The schema items past the tuple must match, if any.
 fn covering_schema(map: &Obj) -> Option<&Value> {
-    additional_schema(map).or_else(|| {
+    ADDITIONAL_ITEMS.schema(map).or_else(|| {
         if map.contains_key("additionalItems") {
             None
         } else {
@@ -78,7 +71,9 @@ impl<'a> Walker<'a> {
             )
         });
         out.extend(self.tuples(o, u, a, b));
-        out.extend(self.within("additionalItems", |w| w.additional_items(o, u, a, b)));
+        out.extend(self.within(ADDITIONAL_ITEMS.keyword, |w| {
+            w.additional(&ADDITIONAL_ITEMS, o, u, a, b)
+        }));
         out.extend(self.unevaluated_items(o, u, a, b));
         out.extend(self.bounds(ARRAY_BOUNDS, a, b));
         let unique = |m: &Obj| m.get("uniqueItems") == Some(&Value::Bool(true));
@@ -144,28 +139,6 @@ impl<'a> Walker<'a> {
                 "ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
             ),
             None => vec![self.at("ITEM_ADDED_TO_CLOSED_CONTENT_MODEL")],
-        }
-    }
-
-    fn additional_items(
-        &mut self,
-        o: Node<'a>,
-        u: Node<'a>,
-        a: &'a Obj,
-        b: &'a Obj,
-    ) -> Vec<Difference> {
-        let (pa, pb) = (permits_additional(a), permits_additional(b));
-        if pa != pb {
-            return vec![self.at(if pa {
-                "ADDITIONAL_ITEMS_REMOVED"
-            } else {
-                "ADDITIONAL_ITEMS_ADDED"
-            })];
-        }
-        match (additional_schema(a), additional_schema(b)) {
-            (None, Some(_)) => vec![self.at("ADDITIONAL_ITEMS_NARROWED")],
-            (Some(_), None) => vec![self.at("ADDITIONAL_ITEMS_EXTENDED")],
-            (x, y) => self.compare(x.map(|x| o.child(x)), y.map(|y| u.child(y))),
         }
     }
 

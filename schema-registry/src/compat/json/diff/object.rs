@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
+use super::additional::ADDITIONAL_PROPERTIES;
 use super::{all_compatible, Difference, Walker, OBJECT_BOUNDS};
 use crate::compat::json::model::Node;
 use crate::compat::json::pattern;
@@ -33,16 +34,6 @@ fn has_default(schema: &Value) -> bool {
     schema.get("default").is_some()
 }
 
-/// `additionalProperties` is not `false`.
-fn permits_additional(map: &Obj) -> bool {
-    map.get("additionalProperties") != Some(&Value::Bool(false))
-}
-
-/// The `additionalProperties` schema, when given as a schema object.
-fn additional_schema(map: &Obj) -> Option<&Value> {
-    map.get("additionalProperties").filter(|v| v.is_object())
-}
-
 fn pattern_properties(map: &Obj) -> Option<&Obj> {
     map.get("patternProperties")
         .and_then(Value::as_object)
@@ -51,7 +42,9 @@ fn pattern_properties(map: &Obj) -> Option<&Obj> {
 
 /// Any property name is allowed, with any value.
 fn is_open(map: &Obj) -> bool {
-    pattern_properties(map).is_none() && additional_schema(map).is_none() && permits_additional(map)
+    pattern_properties(map).is_none()
+        && ADDITIONAL_PROPERTIES.schema(map).is_none()
+        && ADDITIONAL_PROPERTIES.permits(map)
 }
 
 /// The schema an unlisted property `key` must match, if any.
@@ -61,7 +54,7 @@ fn covering_schema<'v>(map: &'v Obj, key: &str) -> Option<&'v Value> {
         .flatten()
         .find(|(p, _)| pattern::finds(p, key))
         .map(|(_, s)| s);
-    by_pattern.or_else(|| additional_schema(map))
+    by_pattern.or_else(|| ADDITIONAL_PROPERTIES.schema(map))
 }
 
 impl<'a> Walker<'a> {
@@ -75,7 +68,9 @@ impl<'a> Walker<'a> {
         let mut out = self.within("required", |w| w.required(a, b));
         out.extend(self.within("properties", |w| w.properties(o, u, a, b)));
         out.extend(self.within("dependencies", |w| w.dependencies(o, u, a, b)));
-        out.extend(self.within("additionalProperties", |w| w.additional(o, u, a, b)));
+        out.extend(self.within(ADDITIONAL_PROPERTIES.keyword, |w| {
+            w.additional(&ADDITIONAL_PROPERTIES, o, u, a, b)
+        }));
         out.extend(self.bounds(OBJECT_BOUNDS, a, b));
         out
     }
@@ -236,21 +231,5 @@ impl<'a> Walker<'a> {
             out.extend(found);
         }
         out
-    }
-
-    fn additional(&mut self, o: Node<'a>, u: Node<'a>, a: &'a Obj, b: &'a Obj) -> Vec<Difference> {
-        let (pa, pb) = (permits_additional(a), permits_additional(b));
-        if pa != pb {
-            return vec![self.at(if pb {
-                "ADDITIONAL_PROPERTIES_ADDED"
-            } else {
-                "ADDITIONAL_PROPERTIES_REMOVED"
-            })];
-        }
-        match (additional_schema(a), additional_schema(b)) {
-            (None, Some(_)) => vec![self.at("ADDITIONAL_PROPERTIES_NARROWED")],
-            (Some(_), None) => vec![self.at("ADDITIONAL_PROPERTIES_EXTENDED")],
-            (x, y) => self.compare(x.map(|x| o.child(x)), y.map(|y| u.child(y))),
-        }
     }
 }
