@@ -60,19 +60,30 @@ async fn by_id_raw(State(svc): State<Shared>, Path(id): Path<String>) -> ApiResu
     Ok(raw_schema(&schema))
 }
 
-async fn id_subjects(
-    State(svc): State<Shared>,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    let id = parse_id(&id)?;
-    let deleted = flag(&params(q.as_deref()), "deleted");
+/// The (subject, version) pairs that hold schema `id` (`?deleted=true`
+/// includes soft-deleted versions); 40403 when the id is unknown.
+async fn subject_versions_of(
+    svc: &Shared,
+    id: &str,
+    q: Option<&str>,
+) -> Result<Vec<(String, i32)>, ApiError> {
+    let id = parse_id(id)?;
+    let deleted = flag(&params(q), "deleted");
     let pairs = svc
         .read(|r, _| {
             r.schema_by_id(id)?;
             Ok::<_, RegistryError>(r.versions_of_id(id, deleted))
         })
         .await?;
+    Ok(pairs)
+}
+
+async fn id_subjects(
+    State(svc): State<Shared>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let pairs = subject_versions_of(&svc, &id, q.as_deref()).await?;
     let mut subjects: Vec<String> = pairs.into_iter().map(|(s, _)| s).collect();
     subjects.dedup();
     ok(&json!(subjects))
@@ -83,14 +94,7 @@ async fn id_versions(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    let id = parse_id(&id)?;
-    let deleted = flag(&params(q.as_deref()), "deleted");
-    let pairs = svc
-        .read(|r, _| {
-            r.schema_by_id(id)?;
-            Ok::<_, RegistryError>(r.versions_of_id(id, deleted))
-        })
-        .await?;
+    let pairs = subject_versions_of(&svc, &id, q.as_deref()).await?;
     let list: Vec<Value> = pairs
         .into_iter()
         .map(|(subject, version)| json!({"subject": subject, "version": version}))
