@@ -129,6 +129,14 @@ settings! {
     transactional_id_expiration_ms ("FJORD_TRANSACTIONAL_ID_EXPIRATION_MS"): i64 = 604_800_000;
     /// Idle producer state is forgotten after this long (producer.id.expiration.ms) [86400000].
     producer_id_expiration_ms ("FJORD_PRODUCER_ID_EXPIRATION_MS"): i64 = 86_400_000;
+    /// Remote tier for topics with remote.storage.enable: file:///dir, az://container/prefix or s3://bucket/prefix; off when empty [].
+    tier_url ("FJORD_TIER_URL"): String = String::new();
+    /// How often sealed segments are uploaded and local and remote retention applied to tiered topics [1000].
+    tier_interval_ms ("FJORD_TIER_INTERVAL_MS"): u64 = 1_000;
+    /// Memory for cached chunks of remote segments [268435456].
+    tier_cache_bytes ("FJORD_TIER_CACHE_BYTES"): usize = 268_435_456;
+    /// Size of one cached chunk of a remote segment, one ranged read [4194304].
+    tier_chunk_bytes ("FJORD_TIER_CHUNK_BYTES"): usize = 4_194_304;
 }
 
 /// A configuration problem, naming the key.

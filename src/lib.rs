@@ -1,7 +1,9 @@
 //! Fjord: a Kafka-compatible event streaming server.
 //!
 //! Data flows one way: bytes → `protocol` (framing) → `server` (connections,
-//! limits) → `handlers` (one per API key) → `log` (partitions on disk).
+//! limits) → `handlers` (one per API key) → `log` (partitions on disk);
+//! `tier` moves sealed segments of tiered topics to the remote tier and
+//! back.
 
 pub mod admin;
 pub mod clock;
@@ -13,3 +15,4 @@ pub mod protocol;
 pub mod registry;
 pub mod runtime;
 pub mod server;
+pub mod tier;

@@ -83,6 +83,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         ),
         None => None,
     };
+    let tier = crate::tier::Tier::open(&settings)?;
     let broker = Arc::new(Broker {
         log: log.clone(),
         settings: settings.clone(),
@@ -91,6 +92,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         groups: groups.clone(),
         txns: txns.clone(),
         schemas: schemas.clone(),
+        tier: tier.clone(),
         cluster_id: cluster_id(&settings.data_dir)?,
         advertised_host: host,
         advertised_port: i32::from(port),
@@ -159,6 +161,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         )),
     ];
     duties.extend(registry_task);
+    if let Some(tier) = tier {
+        duties.push(tokio::spawn(tier_rounds(
+            tier,
+            log.clone(),
+            clock.clone(),
+            settings.tier_interval_ms,
+            stop_rx.clone(),
+        )));
+    }
     tracing::info!(listen = %local_addr, advertise = %settings.advertise, data_dir = %settings.data_dir.display(), "fjord serving Kafka");
     Ok(Running {
         broker,
@@ -169,6 +180,25 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         serve,
         duties,
     })
+}
+
+/// Runs the tier's rounds (uploads, local and remote retention) every
+/// `interval_ms` until stopped.
+async fn tier_rounds(
+    tier: Arc<crate::tier::Tier>,
+    log: Arc<LogManager>,
+    clock: Arc<dyn Clock>,
+    interval_ms: u64,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(interval_ms.max(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => tier.run_once(&log, clock.now_ms()).await,
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Runs the group coordinator's timers until stopped, then releases every

@@ -4,6 +4,9 @@
 //! The response is answered as soon as `min_bytes` is met; it never parks
 //! when data is there. Waiting uses each partition's high-watermark watch,
 //! so an append wakes exactly the fetches that read its partition.
+//!
+//! Offsets below a tiered partition's local log start are read from the
+//! remote tier once, before the wait loop (remote data never changes).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +84,7 @@ pub async fn handle(b: &Broker, req: FetchRequest, version: i16) -> FetchRespons
         .filter_map(|s| s.target.as_ref().ok().map(|p| p.subscribe()))
         .collect();
     let read_committed = req.isolation_level == 1;
+    let remote = read_remote(b, &slots, max_bytes, read_committed).await;
     if slots.is_empty() {
         // Nothing to read: wait max_wait_ms as Kafka does, so a client
         // polling with empty fetches does not spin.
@@ -91,7 +95,7 @@ pub async fn handle(b: &Broker, req: FetchRequest, version: i16) -> FetchRespons
         for w in watches.iter_mut() {
             w.borrow_and_update();
         }
-        let (parts, total, any_error) = read_all(&slots, max_bytes, read_committed);
+        let (parts, total, any_error) = read_all(&slots, &remote, max_bytes, read_committed);
         let now = Instant::now();
         if total >= min_bytes || any_error || now >= deadline || watches.is_empty() {
             for (slot, pd) in slots.iter().zip(parts) {
@@ -110,17 +114,88 @@ pub async fn handle(b: &Broker, req: FetchRequest, version: i16) -> FetchRespons
     }
 }
 
+fn aborted_list(aborted: &[(i64, i64)]) -> Vec<AbortedTransaction> {
+    aborted
+        .iter()
+        .map(|&(pid, first)| {
+            let mut a = AbortedTransaction::default();
+            a.producer_id = ProducerId(pid);
+            a.first_offset = first;
+            a
+        })
+        .collect()
+}
+
+/// Reads the slots whose offset lies in the remote tier (one read each;
+/// `None` for the others).
+async fn read_remote(
+    b: &Broker,
+    slots: &[Slot],
+    max_bytes: usize,
+    read_committed: bool,
+) -> Vec<Option<PartitionData>> {
+    let mut out = Vec::with_capacity(slots.len());
+    let mut total = 0usize;
+    for s in slots {
+        let (Some(tier), Ok(p)) = (b.tier.as_ref(), s.target.as_ref()) else {
+            out.push(None);
+            continue;
+        };
+        if !crate::tier::read::is_remote_offset(p, s.fetch_offset) {
+            out.push(None);
+            continue;
+        }
+        let budget = s.max_bytes.min(max_bytes.saturating_sub(total)).max(1);
+        let mut pd = PartitionData::default();
+        pd.partition_index = s.partition;
+        pd.preferred_read_replica = BrokerId(-1);
+        pd.high_watermark = p.high_watermark();
+        pd.last_stable_offset = p.last_stable_offset();
+        pd.log_start_offset = p.log_start_offset();
+        pd.records = Some(Bytes::new());
+        pd.aborted_transactions = read_committed.then(Vec::new);
+        match crate::tier::read::read(tier, &b.log, p, s.fetch_offset, budget).await {
+            crate::tier::read::Remote::Records(r) => {
+                total += r.records.len();
+                if read_committed {
+                    let list: Vec<(i64, i64)> = r
+                        .aborted
+                        .iter()
+                        .map(|t| (t.producer_id, t.first_offset))
+                        .collect();
+                    pd.aborted_transactions = Some(aborted_list(&list));
+                }
+                pd.records = Some(r.records);
+            }
+            crate::tier::read::Remote::Nothing => pd.error_code = codes::OFFSET_OUT_OF_RANGE,
+            crate::tier::read::Remote::Unavailable(why) => {
+                tracing::warn!(topic = %p.topic, partition = p.index, error = %why, "remote read failed");
+                pd.error_code = codes::KAFKA_STORAGE_ERROR;
+            }
+        }
+        out.push(Some(pd));
+    }
+    out
+}
+
 /// Reads every slot once. Returns partition data, total record bytes, and
 /// whether any partition has an error (errors are answered at once).
 fn read_all(
     slots: &[Slot],
+    remote: &[Option<PartitionData>],
     max_bytes: usize,
     read_committed: bool,
 ) -> (Vec<PartitionData>, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
     let mut out = Vec::with_capacity(slots.len());
-    for s in slots {
+    for (i, s) in slots.iter().enumerate() {
+        if let Some(Some(pd)) = remote.get(i) {
+            total += pd.records.as_ref().map_or(0, Bytes::len);
+            any_error |= pd.error_code != codes::NONE;
+            out.push(pd.clone());
+            continue;
+        }
         let mut pd = PartitionData::default();
         pd.partition_index = s.partition;
         pd.preferred_read_replica = BrokerId(-1);

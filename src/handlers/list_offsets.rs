@@ -20,9 +20,20 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-/// (offset, timestamp) of the first record with timestamp >= `ts`.
-fn offset_for_time(p: &Partition, ts: i64) -> Option<(i64, i64)> {
-    let mut bytes = p.batch_for_time(ts)?;
+/// (offset, timestamp) of the first record with timestamp >= `ts`, in the
+/// remote tier first (it holds the older data), then locally.
+async fn offset_for_time(b: &Broker, p: &Partition, ts: i64) -> Option<(i64, i64)> {
+    let remote = match &b.tier {
+        Some(tier) => crate::tier::read::batch_for_time(tier, &b.log, p, ts)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(topic = %p.topic, partition = p.index, error = %e,
+                    "remote time lookup failed; answering from local data");
+                None
+            }),
+        None => None,
+    };
+    let mut bytes = remote.or_else(|| p.batch_for_time(ts))?;
     let set = RecordBatchDecoder::decode(&mut bytes).ok()?;
     set.records
         .iter()
@@ -70,10 +81,19 @@ pub async fn handle(b: &Broker, mut req: ListOffsetsRequest, version: i16) -> Li
                                 Some((p.last_stable_offset(), -1))
                             }
                             LATEST => Some((p.high_watermark(), -1)),
-                            EARLIEST | EARLIEST_LOCAL => Some((p.log_start_offset(), -1)),
+                            EARLIEST => Some((p.log_start_offset(), -1)),
+                            EARLIEST_LOCAL => Some((p.local_log_start(), -1)),
                             MAX_TIMESTAMP => max_timestamp(&p),
-                            LATEST_TIERED => None,
-                            ts if ts >= 0 => offset_for_time(&p, ts),
+                            LATEST_TIERED => match &b.tier {
+                                Some(tier) => Some((
+                                    crate::tier::read::latest_tiered(tier, &b.log, &p)
+                                        .await
+                                        .unwrap_or(-1),
+                                    -1,
+                                )),
+                                None => Some((-1, -1)),
+                            },
+                            ts if ts >= 0 => offset_for_time(b, &p, ts).await,
                             _ => {
                                 r.error_code = codes::INVALID_REQUEST;
                                 None

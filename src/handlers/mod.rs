@@ -132,6 +132,8 @@ pub struct Broker {
     pub txns: Arc<TxnRuntime>,
     /// The schema registry, when it is on (for Produce's validation).
     pub schemas: Option<Arc<fjord_schema_registry::service::Service>>,
+    /// The remote tier, when `--tier-url` is set.
+    pub tier: Option<Arc<crate::tier::Tier>>,
     pub cluster_id: String,
     pub advertised_host: String,
     pub advertised_port: i32,

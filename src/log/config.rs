@@ -322,6 +322,11 @@ pub struct LogConfig {
     pub key_schema_validation: bool,
     /// confluent.value.schema.validation: values must carry a registered id.
     pub value_schema_validation: bool,
+    /// remote.storage.enable: sealed segments go to the remote tier.
+    pub remote_storage: bool,
+    /// local.retention.ms / .bytes, with Kafka's -2 resolved to the total's.
+    pub local_retention_ms: i64,
+    pub local_retention_bytes: i64,
 }
 
 impl LogConfig {
@@ -373,6 +378,17 @@ impl LogConfig {
             value_schema_validation: get("confluent.value.schema.validation")
                 .trim()
                 .eq_ignore_ascii_case("true"),
+            remote_storage: get("remote.storage.enable")
+                .trim()
+                .eq_ignore_ascii_case("true"),
+            local_retention_ms: match num("local.retention.ms", -2) {
+                -2 => num("retention.ms", 604_800_000),
+                v => v,
+            },
+            local_retention_bytes: match num("local.retention.bytes", -2) {
+                -2 => num("retention.bytes", -1),
+                v => v,
+            },
         }
     }
 }

@@ -414,7 +414,8 @@ impl LogManager {
         let mut n = 0;
         for t in self.topics() {
             let cfg = t.config();
-            if !cfg.delete {
+            // Tiered topics: the tier applies local and total retention.
+            if !cfg.delete || (cfg.remote_storage && !self.settings.tier_url.trim().is_empty()) {
                 continue;
             }
             for p in t.partitions().iter() {

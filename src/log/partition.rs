@@ -103,7 +103,11 @@ pub struct Partition {
     pub index: i32,
     pub dir: PathBuf,
     state: Mutex<State>,
+    /// The first offset readable from local segments.
     log_start: AtomicI64,
+    /// The first offset the remote tier holds (`NO_REMOTE` when it holds
+    /// nothing); persisted in `remote-log-start` by the tier.
+    remote_start: AtomicI64,
     leader_epoch: AtomicI64,
     hw: watch::Sender<i64>,
     /// Last stable offset, published under the state lock after each append.
@@ -119,6 +123,19 @@ pub fn dir_name(topic: &str, index: i32) -> String {
 }
 
 const LOG_START_FILE: &str = "log-start-offset";
+const REMOTE_START_FILE: &str = "remote-log-start";
+/// `remote_start` when the remote tier holds nothing.
+pub const NO_REMOTE: i64 = i64::MAX;
+
+fn dir_remote_start(dir: &Path) -> PathBuf {
+    dir.join(REMOTE_START_FILE)
+}
+
+fn read_offset_file(path: &Path) -> Option<i64> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
 
 impl Partition {
     /// Assembles a partition from opened segments (see `recovery`).
@@ -142,12 +159,14 @@ impl Partition {
             snapshot_offset: txn.snapshot_offset,
         };
         let lso = state.last_stable();
+        let remote_start = read_offset_file(&dir_remote_start(&dir)).unwrap_or(NO_REMOTE);
         Self {
             topic: topic.to_string(),
             index,
             dir,
             state: Mutex::new(state),
             log_start: AtomicI64::new(log_start.max(first).min(next)),
+            remote_start: AtomicI64::new(remote_start),
             leader_epoch: AtomicI64::new(i64::from(leader_epoch)),
             hw,
             lso: AtomicI64::new(lso),
@@ -191,8 +210,33 @@ impl Partition {
         lock(&self.state).next_offset
     }
 
+    /// Kafka's log start offset: the first offset readable at all, from
+    /// the remote tier or locally.
     pub fn log_start_offset(&self) -> i64 {
+        self.local_log_start()
+            .min(self.remote_start.load(Ordering::Acquire))
+    }
+
+    /// The first offset readable from local segments (KIP-405's local log
+    /// start; ListOffsets -4).
+    pub fn local_log_start(&self) -> i64 {
         self.log_start.load(Ordering::Acquire)
+    }
+
+    /// The first offset the remote tier holds, if it holds any.
+    pub fn remote_log_start(&self) -> Option<i64> {
+        let r = self.remote_start.load(Ordering::Acquire);
+        (r != NO_REMOTE).then_some(r)
+    }
+
+    /// Records where the remote tier starts (`None`: it holds nothing), and
+    /// persists it so that a restart knows it before the store answers.
+    pub fn set_remote_log_start(&self, start: Option<i64>) -> std::io::Result<()> {
+        let v = start.unwrap_or(NO_REMOTE);
+        if self.remote_start.swap(v, Ordering::AcqRel) != v {
+            write_atomic(&dir_remote_start(&self.dir), v.to_string().as_bytes())?;
+        }
+        Ok(())
     }
 
     /// Watch the high watermark (long-polling fetches wait on it).
@@ -572,7 +616,9 @@ impl Partition {
             )
         };
         let limit = if committed { lso } else { i64::MAX };
-        let start = self.log_start_offset();
+        // Offsets below the local start are the remote tier's to serve
+        // (the fetch handler asks it first).
+        let start = self.local_log_start();
         if offset < start || offset > hw {
             return Err(LogError::OffsetOutOfRange {
                 offset,
@@ -616,7 +662,7 @@ impl Partition {
 
     /// The first batch with a record at or after `timestamp`, if any.
     pub fn batch_for_time(&self, timestamp: i64) -> Option<Bytes> {
-        let start = self.log_start_offset();
+        let start = self.local_log_start();
         for seg in self.segments().iter() {
             if seg.next_offset() <= start {
                 continue;
@@ -651,13 +697,14 @@ impl Partition {
                 end: hw,
             });
         }
-        if target > self.log_start_offset() {
-            write_atomic(
-                &self.dir.join(LOG_START_FILE),
-                target.to_string().as_bytes(),
-            )?;
-            self.log_start.fetch_max(target, Ordering::AcqRel);
-            self.drop_segments_below(target);
+        if let Some(r) = self.remote_log_start() {
+            if target > r {
+                // The tier deletes what lies below on its next round.
+                self.set_remote_log_start(Some(target))?;
+            }
+        }
+        if target > self.local_log_start() {
+            self.advance_local_start(target)?;
         }
         Ok(self.log_start_offset())
     }
@@ -714,13 +761,21 @@ impl Partition {
         let new_start = segs
             .get(cut)
             .map_or(self.high_watermark(), |s| s.base_offset);
-        self.log_start.fetch_max(new_start, Ordering::AcqRel);
-        let _ = write_atomic(
-            &self.dir.join(LOG_START_FILE),
-            self.log_start_offset().to_string().as_bytes(),
-        );
-        self.drop_segments_below(new_start);
+        let _ = self.advance_local_start(new_start);
         cut
+    }
+
+    /// Moves the local log start to `offset` (persisted first) and deletes
+    /// the sealed segments wholly below it.
+    pub fn advance_local_start(&self, offset: i64) -> std::io::Result<()> {
+        let target = self.local_log_start().max(offset);
+        write_atomic(
+            &self.dir.join(LOG_START_FILE),
+            target.to_string().as_bytes(),
+        )?;
+        self.log_start.fetch_max(target, Ordering::AcqRel);
+        self.drop_segments_below(target);
+        Ok(())
     }
 
     /// Syncs every segment that may hold unsynced bytes and returns the

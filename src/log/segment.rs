@@ -431,6 +431,11 @@ impl Segment {
         self.map.bytes(start, pos)
     }
 
+    /// The whole committed log, zero-copy from the map (for upload).
+    pub fn read_all(&self) -> Option<Bytes> {
+        self.map.bytes(0, self.committed_len())
+    }
+
     /// Largest batch max_timestamp in the segment (-1 if none).
     pub fn max_timestamp(&self) -> i64 {
         let ts = self.max_timestamp.load(Ordering::Acquire);

@@ -1,0 +1,177 @@
+"""Tiered storage through real clients: most data only in the remote tier.
+
+For each tier (a local directory here): a topic with remote.storage.enable,
+small segments and a tiny local.retention.bytes gets 3,000 records of 1 KiB
+with known timestamps through confluent-kafka (acks=all). The test waits
+until the oldest local segments are gone (proving the data now exists only
+remotely), then:
+
+- consumes from offset 0 with confluent-kafka and with kafka-python and gets
+  every record, in order, byte for byte;
+- ListOffsets: earliest is 0 (the remote start), earliest-local is above it,
+  and a timestamp in the remote part maps to its record;
+- resets a consumer group to a datetime in the remote part and replays from
+  there with a subscribing consumer;
+- restarts the broker (clean, then SIGKILL) and reads everything again.
+"""
+import glob
+import os
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from fjord_proc import Broker
+
+N = 3000
+VALUE_BYTES = 1024
+T = 20
+BASE_TS = 1_700_000_000_000
+
+
+def value(i):
+    return (f"{i:08d}-".encode() * 200)[:VALUE_BYTES]
+
+
+def create(b, topic):
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    fs = a.create_topics([NewTopic(topic, 1, 1, config={
+        "remote.storage.enable": "true",
+        "segment.bytes": "65536",
+        "local.retention.bytes": "131072",
+        "retention.ms": "-1",
+    })])
+    for f in fs.values():
+        f.result(timeout=T)
+
+
+def produce(b, topic):
+    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 5, "batch.size": 16384,
+                  "enable.idempotence": False})
+    failed = []
+    for i in range(N):
+        p.produce(topic, key=str(i).encode(), value=value(i), partition=0,
+                  timestamp=BASE_TS + i * 1000,
+                  on_delivery=lambda e, m: failed.append(e) if e else None)
+        if i % 500 == 0:
+            p.poll(0)
+    assert p.flush(T) == 0
+    assert not failed
+
+
+def part_dir(b, topic):
+    return os.path.join(b.data_dir, f"{topic}-0")
+
+
+def local_bases(b, topic):
+    return sorted(int(os.path.basename(f)[:-4]) for f in glob.glob(os.path.join(part_dir(b, topic), "*.log")))
+
+
+def wait_tiered(b, topic, tier_dir):
+    """Until segment 0 is gone locally and the tier lists segments."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        bases = local_bases(b, topic)
+        remote = glob.glob(os.path.join(tier_dir, f"{topic}-0-*", "segments", "*.log"))
+        if bases and bases[0] > N // 2 and remote:
+            return bases, remote
+        time.sleep(0.2)
+    raise AssertionError(f"not tiered: local {local_bases(b, topic)}; see {b.log_path}")
+
+
+def consume_all_confluent(b, topic, start=0):
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": f"g-{uuid.uuid4().hex[:6]}",
+                  "enable.auto.commit": False, "fetch.max.bytes": 1 << 20})
+    c.assign([TopicPartition(topic, 0, start)])
+    got = []
+    deadline = time.monotonic() + 60
+    while len(got) < N - start and time.monotonic() < deadline:
+        m = c.poll(1.0)
+        if m is None:
+            continue
+        assert m.error() is None, m.error()
+        got.append((m.offset(), m.value(), m.timestamp()[1]))
+    c.close()
+    return got
+
+
+def check(got, start=0):
+    assert [o for o, _, _ in got] == list(range(start, N))
+    for o, v, ts in got:
+        assert v == value(o), o
+        assert ts == BASE_TS + o * 1000
+
+
+@pytest.fixture
+def tiered(tmp_path):
+    tier_dir = str(tmp_path / "tier")
+    b = Broker(tmp_path / "data", extra=["--tier-url", f"file://{tier_dir}", "--tier-interval-ms", "200"])
+    b.start()
+    yield b, tier_dir
+    b.stop()
+
+
+def test_replay_from_the_remote_tier(tiered):
+    b, tier_dir = tiered
+    topic = f"tier-{uuid.uuid4().hex[:8]}"
+    create(b, topic)
+    produce(b, topic)
+    bases, remote = wait_tiered(b, topic, tier_dir)
+    assert 0 not in bases and len(remote) > 10
+
+    check(consume_all_confluent(b, topic))
+    check(consume_all_confluent(b, topic, start=1234), start=1234)
+
+    # kafka-python, an independent client, from the beginning.
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KTP
+    kc = KafkaConsumer(bootstrap_servers=b.bootstrap, group_id=None, enable_auto_commit=False,
+                       consumer_timeout_ms=10_000, request_timeout_ms=30_000)
+    tp = KTP(topic, 0)
+    kc.assign([tp])
+    kc.seek_to_beginning(tp)
+    assert kc.beginning_offsets([tp])[tp] == 0
+    kgot = []
+    for m in kc:
+        kgot.append((m.offset, m.value, m.timestamp))
+        if len(kgot) == N:
+            break
+    kc.close()
+    check(kgot)
+
+    # ListOffsets: earliest is the remote start; a time in the remote part.
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "lo"})
+    low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=T)
+    assert (low, high) == (0, N)
+    found = c.offsets_for_times([TopicPartition(topic, 0, BASE_TS + 500 * 1000 + 1)], timeout=T)
+    assert found[0].offset == 501
+    c.close()
+
+    # A group reset to a datetime in the remote part replays from there.
+    group = f"reset-{uuid.uuid4().hex[:6]}"
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "enable.auto.commit": False})
+    at = c.offsets_for_times([TopicPartition(topic, 0, BASE_TS + 700 * 1000)], timeout=T)
+    c.commit(offsets=at, asynchronous=False)
+    c.close()
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "auto.offset.reset": "latest",
+                  "enable.auto.commit": False})
+    c.subscribe([topic])
+    first = None
+    deadline = time.monotonic() + 30
+    while first is None and time.monotonic() < deadline:
+        m = c.poll(1.0)
+        if m is not None and m.error() is None:
+            first = m.offset()
+    c.close()
+    assert first == 700
+
+    # Restarts with most data remote: clean, then SIGKILL.
+    b.stop()
+    b.start()
+    check(consume_all_confluent(b, topic))
+    b.kill()
+    b.start()
+    check(consume_all_confluent(b, topic))
+    assert local_bases(b, topic)[0] > N // 2
