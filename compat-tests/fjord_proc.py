@@ -23,8 +23,9 @@ def free_port():
 class Broker:
     """One fjord process. `extra` are additional command-line flags."""
 
-    def __init__(self, data_dir, port=None, extra=(), log_path=None, registry=False):
+    def __init__(self, data_dir, port=None, extra=(), log_path=None, registry=False, env=None):
         self.data_dir = str(data_dir)
+        self.env = dict(env or {})
         self.port = port or free_port()
         self.extra = list(extra)
         # The schema registry listens only where a test asks for it (its
@@ -55,7 +56,7 @@ class Broker:
         args = [FJORD_BIN, "--data-dir", self.data_dir,
                 "--listen", self.bootstrap, "--advertise", self.bootstrap] + self.registry_args() + self.extra
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -8,7 +8,8 @@
 # also runs each criterion benchmark once and a seeded fuzz test), cargo-fuzz
 # on the request path for a bounded time,
 # real-client compatibility tests (confluent-kafka / librdkafka 2.16, kcat /
-# librdkafka 2.0.2, kafka-python) against real fjord processes, and
+# librdkafka 2.0.2, kafka-python) against real fjord processes (tiered
+# storage against a local directory, Azurite and s3s-fs), and
 # librdkafka's own regression suite (allowlisted tests).
 #
 # Environment: SKIP_LIBRDKAFKA=1 skips the regression suite (it builds
@@ -38,6 +39,15 @@ stage "install: Python venv"
 VENV=compat-tests/.venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --disable-pip-version-check -r compat-tests/requirements.txt
+
+stage "install: object stores for the tiered-storage tests"
+# Azurite (Azure Blob Storage's emulator) from npm, pinned by
+# compat-tests/package-lock.json; s3s-fs (an S3 server over a directory)
+# built once into ~/.cargo/bin and reused by later runs on the machine.
+[ -x compat-tests/node_modules/.bin/azurite-blob ] ||
+  (cd compat-tests && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+command -v s3s-fs >/dev/null || [ -x "$HOME/.cargo/bin/s3s-fs" ] ||
+  cargo install -q --locked s3s-fs --version 0.14.1 --features binary
 
 stage "lint: rustfmt and clippy"
 cargo fmt --all -- --check

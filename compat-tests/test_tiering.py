@@ -1,6 +1,6 @@
 """Tiered storage through real clients: most data only in the remote tier.
 
-For each tier (a local directory here): a topic with remote.storage.enable,
+For each tier (a local directory, Azurite, s3s-fs): a topic with remote.storage.enable,
 small segments and a tiny local.retention.bytes gets 3,000 records of 1 KiB
 with known timestamps through confluent-kafka (acks=all). The test waits
 until the oldest local segments are gone (proving the data now exists only
@@ -13,6 +13,10 @@ remotely), then:
 - resets a consumer group to a datetime in the remote part and replays from
   there with a subscribing consumer;
 - restarts the broker (clean, then SIGKILL) and reads everything again.
+
+Faults (Azurite and s3s-fs): the store is stopped while records are being
+produced; produce and consume go on, nothing local is deleted that is not
+remote, and uploads resume when the store is back, with nothing lost.
 """
 import glob
 import os
@@ -24,6 +28,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from fjord_proc import Broker
+from tier_support import Store
 
 N = 3000
 VALUE_BYTES = 1024
@@ -47,11 +52,11 @@ def create(b, topic):
         f.result(timeout=T)
 
 
-def produce(b, topic):
+def produce(b, topic, first=0, count=N):
     p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 5, "batch.size": 16384,
                   "enable.idempotence": False})
     failed = []
-    for i in range(N):
+    for i in range(first, first + count):
         p.produce(topic, key=str(i).encode(), value=value(i), partition=0,
                   timestamp=BASE_TS + i * 1000,
                   on_delivery=lambda e, m: failed.append(e) if e else None)
@@ -69,25 +74,25 @@ def local_bases(b, topic):
     return sorted(int(os.path.basename(f)[:-4]) for f in glob.glob(os.path.join(part_dir(b, topic), "*.log")))
 
 
-def wait_tiered(b, topic, tier_dir):
-    """Until segment 0 is gone locally and the tier lists segments."""
-    deadline = time.monotonic() + 60
+def wait_tiered(b, topic, store, above=N // 2, timeout_s=60):
+    """Until the oldest local segments are gone and the tier lists segments."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         bases = local_bases(b, topic)
-        remote = glob.glob(os.path.join(tier_dir, f"{topic}-0-*", "segments", "*.log"))
-        if bases and bases[0] > N // 2 and remote:
+        remote = [n for n in store.blob_names() if n.endswith(".log") and f"/{topic}-0-" in "/" + n]
+        if bases and bases[0] > above and remote:
             return bases, remote
         time.sleep(0.2)
     raise AssertionError(f"not tiered: local {local_bases(b, topic)}; see {b.log_path}")
 
 
-def consume_all_confluent(b, topic, start=0):
+def consume_all_confluent(b, topic, start=0, n=N):
     c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": f"g-{uuid.uuid4().hex[:6]}",
                   "enable.auto.commit": False, "fetch.max.bytes": 1 << 20})
     c.assign([TopicPartition(topic, 0, start)])
     got = []
     deadline = time.monotonic() + 60
-    while len(got) < N - start and time.monotonic() < deadline:
+    while len(got) < n - start and time.monotonic() < deadline:
         m = c.poll(1.0)
         if m is None:
             continue
@@ -97,28 +102,32 @@ def consume_all_confluent(b, topic, start=0):
     return got
 
 
-def check(got, start=0):
-    assert [o for o, _, _ in got] == list(range(start, N))
+def check(got, start=0, n=N):
+    assert [o for o, _, _ in got] == list(range(start, n))
     for o, v, ts in got:
         assert v == value(o), o
         assert ts == BASE_TS + o * 1000
 
 
-@pytest.fixture
-def tiered(tmp_path):
-    tier_dir = str(tmp_path / "tier")
-    b = Broker(tmp_path / "data", extra=["--tier-url", f"file://{tier_dir}", "--tier-interval-ms", "200"])
-    b.start()
-    yield b, tier_dir
-    b.stop()
+@pytest.fixture(params=["dir", "azurite", "s3"])
+def tiered(request, tmp_path):
+    store = Store(request.param, tmp_path / "store").start()
+    b = Broker(tmp_path / "data", env=store.env,
+               extra=["--tier-url", store.url, "--tier-interval-ms", "200"])
+    try:
+        b.start()
+        yield b, store
+    finally:
+        b.stop()
+        store.stop()
 
 
 def test_replay_from_the_remote_tier(tiered):
-    b, tier_dir = tiered
+    b, store = tiered
     topic = f"tier-{uuid.uuid4().hex[:8]}"
     create(b, topic)
     produce(b, topic)
-    bases, remote = wait_tiered(b, topic, tier_dir)
+    bases, remote = wait_tiered(b, topic, store)
     assert 0 not in bases and len(remote) > 10
 
     check(consume_all_confluent(b, topic))
@@ -175,3 +184,38 @@ def test_replay_from_the_remote_tier(tiered):
     b.start()
     check(consume_all_confluent(b, topic))
     assert local_bases(b, topic)[0] > N // 2
+
+
+@pytest.fixture(params=["azurite", "s3"])
+def faulty(request, tmp_path):
+    store = Store(request.param, tmp_path / "store").start()
+    b = Broker(tmp_path / "data", env=store.env,
+               extra=["--tier-url", store.url, "--tier-interval-ms", "200"])
+    try:
+        b.start()
+        yield b, store
+    finally:
+        b.stop()
+        store.stop()
+
+
+def test_store_outage_delays_uploads_and_loses_nothing(faulty):
+    b, store = faulty
+    topic = f"tierf-{uuid.uuid4().hex[:8]}"
+    create(b, topic)
+    produce(b, topic, 0, N // 3)
+    wait_tiered(b, topic, store, above=N // 6)
+    store.stop()
+    # Produce and consume go on while the store is down.
+    produce(b, topic, N // 3, N - N // 3)
+    time.sleep(1.5)
+    bases = local_bases(b, topic)
+    # Nothing that was not uploaded is deleted: the local log still holds
+    # everything produced during the outage.
+    assert bases[0] <= N // 3, bases
+    got = consume_all_confluent(b, topic, start=bases[0])
+    check(got, start=bases[0])
+    store.start()
+    # Uploads resume; the local log shrinks again and every record is there.
+    wait_tiered(b, topic, store, above=N // 2)
+    check(consume_all_confluent(b, topic))

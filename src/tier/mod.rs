@@ -43,6 +43,11 @@ use crate::log::segment::Segment;
 use crate::log::{LogManager, Partition};
 
 const BACKOFF_INITIAL_MS: i64 = 500;
+/// Longest one partition's round may take. The store's client retries
+/// connection errors for minutes; the round gives up sooner, so the lag is
+/// reported and the other partitions get their turn. Cancelling is safe:
+/// the manifest names whatever was under way.
+const ROUND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 const BACKOFF_MAX_MS: i64 = 30_000;
 
 /// One partition's handle on the tier.
@@ -191,8 +196,15 @@ impl Tier {
                         continue;
                     }
                 }
-                let r = self.tend(&t.name, t.id, &cfg, p, now_ms).await;
-                let Ok(tp) = self.partition(&t.name, t.id, p.index).await else {
+                let r =
+                    tokio::time::timeout(ROUND_TIMEOUT, self.tend(&t.name, t.id, &cfg, p, now_ms))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(TierError::Timeout(
+                                u64::try_from(ROUND_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
+                            ))
+                        });
+                let Some(tp) = self.cached(t.id, p.index) else {
                     if let Err(e) = r {
                         tracing::warn!(topic = %t.name, partition = p.index, error = %e,
                             "remote tier unavailable; uploads wait");
