@@ -22,6 +22,10 @@ use crate::layout::Kind;
 use crate::manifest::RemoteSegment;
 use crate::partition::RemotePartition;
 
+/// The most bytes one read returns, whatever a batch header or the
+/// manifest claims (a batch is at most max.message.bytes, far below).
+const MAX_READ_BYTES: usize = 64 << 20;
+
 /// How a partition reads: chunk size and read-ahead depth.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
@@ -52,6 +56,11 @@ pub struct RemoteReader {
     partition: Arc<RemotePartition>,
     cache: Arc<ChunkCache>,
     opts: ReadOptions,
+}
+
+/// Lossless on every platform Fjord runs on (usize is at most 64 bits).
+fn u64_of(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 fn err(e: Arc<String>) -> TierError {
@@ -105,7 +114,7 @@ impl RemoteReader {
     ) -> impl FnOnce() -> futures::future::BoxFuture<'static, Result<Bytes, String>> {
         let store = self.store();
         let path = path.clone();
-        let chunk = self.opts.chunk_bytes as u64;
+        let chunk = u64_of(self.opts.chunk_bytes);
         move || {
             async move {
                 let start = n.saturating_mul(chunk);
@@ -138,7 +147,7 @@ impl RemoteReader {
         if start >= end {
             return Ok(Bytes::new());
         }
-        let chunk = self.opts.chunk_bytes as u64;
+        let chunk = u64_of(self.opts.chunk_bytes);
         let (first, last) = (start / chunk, (end - 1) / chunk);
         if first == last {
             let c = self.chunk(path, first, size).await?;
@@ -164,7 +173,7 @@ impl RemoteReader {
     }
 
     fn read_ahead(&self, path: &Path, size: u64, after: u64) {
-        let chunk = self.opts.chunk_bytes as u64;
+        let chunk = u64_of(self.opts.chunk_bytes);
         let next = after.div_ceil(chunk);
         for n in next..next.saturating_add(self.opts.read_ahead_chunks) {
             if n.saturating_mul(chunk) >= size {
@@ -178,7 +187,12 @@ impl RemoteReader {
     /// The header of the batch at `pos` of the segment's log.
     async fn batch_at(&self, path: &Path, size: u64, pos: u64) -> TierResult<Option<BatchInfo>> {
         let h = self
-            .range(path, size, pos, pos.saturating_add(BATCH_HEADER_LEN as u64))
+            .range(
+                path,
+                size,
+                pos,
+                pos.saturating_add(u64_of(BATCH_HEADER_LEN)),
+            )
             .await?;
         Ok(format::batch_at(&h, 0))
     }
@@ -205,7 +219,7 @@ impl RemoteReader {
             if b.last_offset >= offset && stop(&b) {
                 return Ok(Some((pos, b)));
             }
-            pos = pos.saturating_add(b.len as u64);
+            pos = pos.saturating_add(u64_of(b.len));
         }
         Ok(None)
     }
@@ -219,7 +233,8 @@ impl RemoteReader {
         while let Some(seg) = next {
             let log = self.path(&seg, Kind::Log);
             if let Some((pos, first)) = self.find(&seg, offset, |_| true).await? {
-                let want = (first.len.max(max_bytes)) as u64;
+                let want =
+                    u64::try_from(first.len.max(max_bytes).min(MAX_READ_BYTES)).unwrap_or(u64::MAX);
                 let bytes = self
                     .range(&log, seg.size_bytes, pos, pos.saturating_add(want))
                     .await?;
@@ -228,7 +243,7 @@ impl RemoteReader {
                     return Err(TierError::Corrupt(format!("torn batch at {pos} of {log}")));
                 }
                 let records = bytes.slice(..whole);
-                let end = pos.saturating_add(whole as u64);
+                let end = pos.saturating_add(u64_of(whole));
                 self.read_ahead(&log, seg.size_bytes, end);
                 let aborted = if seg.has_txn_index {
                     let last = format::last_offset_of(&records).unwrap_or(offset);
@@ -272,7 +287,12 @@ impl RemoteReader {
             if let Some((pos, b)) = found {
                 let log = self.path(&seg, Kind::Log);
                 let bytes = self
-                    .range(&log, seg.size_bytes, pos, pos.saturating_add(b.len as u64))
+                    .range(
+                        &log,
+                        seg.size_bytes,
+                        pos,
+                        pos.saturating_add(u64::try_from(b.len.min(MAX_READ_BYTES)).unwrap_or(0)),
+                    )
                     .await?;
                 return Ok(Some(bytes));
             }

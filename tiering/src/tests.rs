@@ -319,3 +319,50 @@ async fn a_crash_at_any_write_recovers_with_no_loss_and_no_orphan() {
         }
     }
 }
+
+#[tokio::test]
+async fn damaged_remote_objects_give_errors_not_panics() {
+    use object_store::{ObjectStoreExt, PutPayload};
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let p = open(Arc::clone(&store)).await;
+    p.copy(&segment(0, 4, 5), 1).await.unwrap();
+    let log = p.layout().segment(0, 19, Kind::Log);
+    let idx = p.layout().segment(0, 19, Kind::OffsetIndex);
+    // A log whose batch lengths are garbage, a truncated log, an index
+    // pointing past the end: every read is an error or nothing, never a
+    // panic or an allocation of what the bytes claim.
+    for (path, bytes) in [
+        (&log, vec![0xffu8; 800]),
+        (&log, vec![0u8; 30]),
+        (
+            &idx,
+            [0u32.to_be_bytes(), 4_000_000u32.to_be_bytes()].concat(),
+        ),
+    ] {
+        store.put(path, PutPayload::from(bytes)).await.unwrap();
+        for chunk in [64, 4096] {
+            let r = reader(&p, chunk);
+            let _ = r.read(0, 1000).await;
+            let _ = r.read(12, 1000).await;
+            let _ = r.batch_for_time(50).await;
+        }
+    }
+    // A damaged newest manifest: the previous one is used, and the next
+    // write goes above the damaged one.
+    let newest = p.manifest().version;
+    store
+        .put(
+            &p.layout().manifest(newest + 1),
+            PutPayload::from(&b"{garbage"[..]),
+        )
+        .await
+        .unwrap();
+    let again = open(Arc::clone(&store)).await;
+    assert_eq!(again.manifest().version, newest + 1);
+    assert_eq!(again.manifest().end_offset(), Some(20));
+    again.copy(&segment(20, 1, 5), 2).await.unwrap();
+    assert_eq!(
+        open(Arc::clone(&store)).await.manifest().end_offset(),
+        Some(25)
+    );
+}
