@@ -219,3 +219,62 @@ def test_store_outage_delays_uploads_and_loses_nothing(faulty):
     # Uploads resume; the local log shrinks again and every record is there.
     wait_tiered(b, topic, store, above=N // 2)
     check(consume_all_confluent(b, topic))
+
+
+def test_remote_retention_deletes_old_remote_segments(tmp_path):
+    store = Store("dir", tmp_path / "store").start()
+    b = Broker(tmp_path / "data", extra=["--tier-url", store.url, "--tier-interval-ms", "200"])
+    b.start()
+    try:
+        topic = f"tierr-{uuid.uuid4().hex[:8]}"
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+        for f in a.create_topics([NewTopic(topic, 1, 1, config={
+            "remote.storage.enable": "true", "segment.bytes": "65536",
+            "local.retention.bytes": "131072", "retention.bytes": "524288",
+            "retention.ms": "-1"})]).values():
+            f.result(timeout=T)
+        produce(b, topic)
+        # The total is bounded: the log start moves up and the tier keeps
+        # only the newest remote segments.
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "rr"})
+        deadline = time.monotonic() + 60
+        low = 0
+        while time.monotonic() < deadline:
+            low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=T)
+            remote = [n for n in store.blob_names() if n.endswith(".log") and f"{topic}-0-" in n]
+            if low > N // 2 and remote and len(remote) <= 12:
+                break
+            time.sleep(0.2)
+        c.close()
+        assert high == N
+        assert N // 2 < low < N - 100, low
+        got = consume_all_confluent(b, topic, start=low)
+        check(got, start=low)
+    finally:
+        b.stop()
+        store.stop()
+
+
+def test_remote_storage_needs_the_tier_and_no_compaction(tmp_path):
+    from confluent_kafka import KafkaError
+    b = Broker(tmp_path / "plain").start()
+    try:
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+        f = a.create_topics([NewTopic("t-remote", 1, 1, config={"remote.storage.enable": "true"})])["t-remote"]
+        with pytest.raises(Exception) as e:
+            f.result(timeout=T)
+        assert e.value.args[0].code() == KafkaError.INVALID_CONFIG
+    finally:
+        b.stop()
+    store = Store("dir", tmp_path / "store").start()
+    b = Broker(tmp_path / "data", extra=["--tier-url", store.url])
+    b.start()
+    try:
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+        f = a.create_topics([NewTopic("t-compact", 1, 1, config={
+            "remote.storage.enable": "true", "cleanup.policy": "compact"})])["t-compact"]
+        with pytest.raises(Exception) as e:
+            f.result(timeout=T)
+        assert e.value.args[0].code() == KafkaError.INVALID_CONFIG
+    finally:
+        b.stop()

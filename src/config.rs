@@ -131,6 +131,8 @@ settings! {
     producer_id_expiration_ms ("FJORD_PRODUCER_ID_EXPIRATION_MS"): i64 = 86_400_000;
     /// Remote tier for topics with remote.storage.enable: file:///dir, az://container/prefix or s3://bucket/prefix; off when empty [].
     tier_url ("FJORD_TIER_URL"): String = String::new();
+    /// object_store settings for the tier, `key=value` pairs separated by commas (e.g. aws_access_key_id=…,aws_region=…); they beat the AWS_*/AZURE_* environment [].
+    tier_options ("FJORD_TIER_OPTIONS"): String = String::new();
     /// How often sealed segments are uploaded and local and remote retention applied to tiered topics [1000].
     tier_interval_ms ("FJORD_TIER_INTERVAL_MS"): u64 = 1_000;
     /// Memory for cached chunks of remote segments [268435456].

@@ -204,6 +204,34 @@ impl LogManager {
         v
     }
 
+    /// remote.storage.enable needs the broker's tier and a non-compacted
+    /// topic, as in Kafka (KIP-405).
+    fn check_tiering(&self, configs: &BTreeMap<String, String>) -> Result<(), ConfigValueError> {
+        let on = configs
+            .get("remote.storage.enable")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        if !on {
+            return Ok(());
+        }
+        let invalid = |reason: &str| ConfigValueError::Invalid {
+            name: "remote.storage.enable".into(),
+            value: "true".into(),
+            reason: reason.into(),
+        };
+        if self.settings.tier_url.trim().is_empty() {
+            return Err(invalid(
+                "tiered storage is off on this broker (start it with --tier-url)",
+            ));
+        }
+        if configs
+            .get("cleanup.policy")
+            .is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"))
+        {
+            return Err(invalid("compacted topics cannot be tiered"));
+        }
+        Ok(())
+    }
+
     /// Creates a topic. With `validate_only`, checks everything and writes nothing.
     pub async fn create_topic(
         &self,
@@ -220,6 +248,7 @@ impl LogManager {
         for (k, v) in &configs {
             config::validate(k, v)?;
         }
+        self.check_tiering(&configs)?;
         let _g = self.admin.lock().await;
         if self.topic(name).is_some() {
             return Err(TopicError::Exists(name.to_string()));
@@ -372,6 +401,7 @@ impl LogManager {
         for (k, v) in &configs {
             config::validate(k, v)?;
         }
+        self.check_tiering(&configs)?;
         let _g = self.admin.lock().await;
         let topic = self
             .topic(name)

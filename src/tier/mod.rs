@@ -130,6 +130,20 @@ fn upload_of(p: &Partition, s: &Segment) -> std::io::Result<SegmentUpload> {
     })
 }
 
+/// `key=value,key=value` into pairs; a pair without `=` is an error.
+fn parse_options(text: &str) -> anyhow::Result<Vec<(String, String)>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("invalid tier_options entry {p:?}: expected key=value")
+            })?;
+            Ok((k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
+        .collect()
+}
+
 impl Tier {
     /// The tier `settings.tier_url` names; `None` when tiering is off.
     pub fn open(settings: &Settings) -> anyhow::Result<Option<Arc<Tier>>> {
@@ -137,7 +151,8 @@ impl Tier {
         if url.is_empty() || url.eq_ignore_ascii_case("off") {
             return Ok(None);
         }
-        let location = location::open(url, &[])?;
+        let options = parse_options(&settings.tier_options)?;
+        let location = location::open(url, &options)?;
         tracing::info!(url = %location.display, "tiered storage on");
         Ok(Some(Arc::new(Tier {
             location,
@@ -360,4 +375,33 @@ fn upload_lag_bytes(p: &Partition, m: &Manifest) -> u64 {
         .filter(|l| !retention::is_remote(m, l))
         .map(|l| l.size_bytes)
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tier_options_parse_and_bad_ones_are_refused() {
+        assert_eq!(
+            parse_options(" AWS_REGION=us-east-1, aws_allow_http = true ,").unwrap(),
+            vec![
+                ("aws_region".to_string(), "us-east-1".to_string()),
+                ("aws_allow_http".to_string(), "true".to_string())
+            ]
+        );
+        assert!(parse_options("").unwrap().is_empty());
+        assert!(parse_options("novalue").is_err());
+    }
+
+    #[test]
+    fn a_bad_tier_url_stops_start_up() {
+        let mut s = Settings::for_dir("/tmp/x".into());
+        s.tier_url = "not a url".into();
+        assert!(Tier::open(&s).is_err());
+        s.tier_url = "ftp://host/x".into();
+        assert!(Tier::open(&s).is_err());
+        s.tier_url = String::new();
+        assert!(Tier::open(&s).unwrap().is_none());
+    }
 }
