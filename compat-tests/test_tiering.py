@@ -250,6 +250,13 @@ def test_remote_retention_deletes_old_remote_segments(tmp_path):
         assert N // 2 < low < N - 100, low
         got = consume_all_confluent(b, topic, start=low)
         check(got, start=low)
+        # Deleting the topic deletes its remote objects too.
+        for f in a.delete_topics([topic]).values():
+            f.result(timeout=T)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(f"{topic}-0-" in n for n in store.blob_names()):
+            time.sleep(0.2)
+        assert not [n for n in store.blob_names() if f"{topic}-0-" in n]
     finally:
         b.stop()
         store.stop()

@@ -157,9 +157,13 @@ pub async fn delete_topics(
             Some(t) => {
                 r.name = Some(TopicName(StrBytes::from_string(t.name.clone())));
                 r.topic_id = t.id;
+                let tiered = t.config().remote_storage;
+                let partitions = t.meta().partitions;
                 if let Err(e) = b.log.delete_topic(&t.name).await {
                     r.error_code = errors::topic_error(&e);
                     r.error_message = msg(&e);
+                } else if let (Some(tier), true) = (&b.tier, tiered) {
+                    tier.forget_topic(t.name.clone(), t.id, partitions);
                 }
             }
         }

@@ -198,6 +198,35 @@ impl Tier {
         Ok(Arc::clone(g.entry((topic_id, index)).or_insert(tp)))
     }
 
+    /// Deletes a deleted topic's remote objects in the background, as Kafka
+    /// deletes a topic's remote data with it. A failure is logged; what is
+    /// left lies under the old topic id, which no new topic reuses.
+    pub fn forget_topic(self: &Arc<Self>, name: String, topic_id: Uuid, partitions: i32) {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            use futures::{StreamExt, TryStreamExt};
+            for index in 0..partitions {
+                lock(&me.parts).remove(&(topic_id, index));
+                let layout = PartitionLayout::new(
+                    &me.location.prefix,
+                    &name,
+                    index,
+                    &topic_id.simple().to_string(),
+                );
+                let store = Arc::clone(&me.location.store);
+                let paths = store
+                    .list(Some(layout.root()))
+                    .map_ok(|m| m.location)
+                    .boxed();
+                let deleted: Result<Vec<_>, _> = store.delete_stream(paths).try_collect().await;
+                if let Err(e) = deleted {
+                    tracing::warn!(topic = %name, partition = index, error = %e,
+                        "could not delete the deleted topic's remote objects");
+                }
+            }
+        });
+    }
+
     /// One round over every tiered partition.
     pub async fn run_once(&self, log: &LogManager, now_ms: i64) {
         for t in log.topics() {
