@@ -84,6 +84,19 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         None => None,
     };
     let tier = crate::tier::Tier::open(&settings)?;
+    if tier.is_none() {
+        // Tiering was on before and is off now: without the store, data
+        // below the local start cannot be read, so it is not offered.
+        for t in log.topics() {
+            for p in t
+                .partitions()
+                .iter()
+                .filter(|p| p.remote_log_start().is_some())
+            {
+                p.set_remote_log_start(None)?;
+            }
+        }
+    }
     let broker = Arc::new(Broker {
         log: log.clone(),
         settings: settings.clone(),

@@ -233,8 +233,9 @@ impl Partition {
     /// persists it so that a restart knows it before the store answers.
     pub fn set_remote_log_start(&self, start: Option<i64>) -> std::io::Result<()> {
         let v = start.unwrap_or(NO_REMOTE);
-        if self.remote_start.swap(v, Ordering::AcqRel) != v {
+        if self.remote_start.load(Ordering::Acquire) != v {
             write_atomic(&dir_remote_start(&self.dir), v.to_string().as_bytes())?;
+            self.remote_start.store(v, Ordering::Release);
         }
         Ok(())
     }

@@ -330,7 +330,7 @@ impl Tier {
                 "segment uploaded"
             );
         }
-        self.publish_start(p, &remote.manifest());
+        self.publish_start(p, &remote.manifest())?;
         // Local retention: only what the tier holds.
         let sealed: Vec<LocalSegment> = segs
             .iter()
@@ -380,18 +380,18 @@ impl Tier {
             for base in retention::remote_expired(&m, local_only, total, now_ms) {
                 remote.delete(base, now_ms).await?;
             }
-            self.publish_start(p, &remote.manifest());
+            self.publish_start(p, &remote.manifest())?;
         }
         Ok(())
     }
 
-    fn publish_start(&self, p: &Partition, m: &Manifest) {
+    /// Publishes the tier's start as the partition's remote log start; an
+    /// error if it cannot be persisted (then no local segment may go).
+    fn publish_start(&self, p: &Partition, m: &Manifest) -> TierResult<()> {
         // The tier's data matters only below the local start.
         let start = m.start_offset().filter(|s| *s < p.local_log_start());
-        if let Err(e) = p.set_remote_log_start(start) {
-            tracing::error!(topic = %p.topic, partition = p.index, error = %e,
-                "cannot persist the remote log start");
-        }
+        p.set_remote_log_start(start)
+            .map_err(|e| TierError::Corrupt(format!("cannot persist the remote log start: {e}")))
     }
 }
 
