@@ -18,6 +18,7 @@ Faults (Azurite and s3s-fs): the store is stopped while records are being
 produced; produce and consume go on, nothing local is deleted that is not
 remote, and uploads resume when the store is back, with nothing lost.
 """
+import contextlib
 import glob
 import os
 import time
@@ -109,9 +110,10 @@ def check(got, start=0, n=N):
         assert ts == BASE_TS + o * 1000
 
 
-@pytest.fixture(params=["dir", "azurite", "s3"])
-def tiered(request, tmp_path):
-    store = Store(request.param, tmp_path / "store").start()
+@contextlib.contextmanager
+def broker_on(kind, tmp_path):
+    """A started store of `kind` and a broker tiering to it; stops both."""
+    store = Store(kind, tmp_path / "store").start()
     b = Broker(tmp_path / "data", env=store.env,
                extra=["--tier-url", store.url, "--tier-interval-ms", "200"])
     try:
@@ -120,6 +122,12 @@ def tiered(request, tmp_path):
     finally:
         b.stop()
         store.stop()
+
+
+@pytest.fixture(params=["dir", "azurite", "s3"])
+def tiered(request, tmp_path):
+    with broker_on(request.param, tmp_path) as bs:
+        yield bs
 
 
 def test_replay_from_the_remote_tier(tiered):
@@ -188,15 +196,8 @@ def test_replay_from_the_remote_tier(tiered):
 
 @pytest.fixture(params=["azurite", "s3"])
 def faulty(request, tmp_path):
-    store = Store(request.param, tmp_path / "store").start()
-    b = Broker(tmp_path / "data", env=store.env,
-               extra=["--tier-url", store.url, "--tier-interval-ms", "200"])
-    try:
-        b.start()
-        yield b, store
-    finally:
-        b.stop()
-        store.stop()
+    with broker_on(request.param, tmp_path) as bs:
+        yield bs
 
 
 def test_store_outage_delays_uploads_and_loses_nothing(faulty):
@@ -222,10 +223,7 @@ def test_store_outage_delays_uploads_and_loses_nothing(faulty):
 
 
 def test_remote_retention_deletes_old_remote_segments(tmp_path):
-    store = Store("dir", tmp_path / "store").start()
-    b = Broker(tmp_path / "data", extra=["--tier-url", store.url, "--tier-interval-ms", "200"])
-    b.start()
-    try:
+    with broker_on("dir", tmp_path) as (b, store):
         topic = f"tierr-{uuid.uuid4().hex[:8]}"
         a = AdminClient({"bootstrap.servers": b.bootstrap})
         for f in a.create_topics([NewTopic(topic, 1, 1, config={
@@ -257,9 +255,6 @@ def test_remote_retention_deletes_old_remote_segments(tmp_path):
         while time.monotonic() < deadline and any(f"{topic}-0-" in n for n in store.blob_names()):
             time.sleep(0.2)
         assert not [n for n in store.blob_names() if f"{topic}-0-" in n]
-    finally:
-        b.stop()
-        store.stop()
 
 
 def test_remote_storage_needs_the_tier_and_no_compaction(tmp_path):

@@ -134,6 +134,10 @@ async fn read_remote(
     max_bytes: usize,
     read_committed: bool,
 ) -> Vec<Option<PartitionData>> {
+    if b.tier.is_none() {
+        // No tier: nothing to read remotely, and nothing allocated.
+        return Vec::new();
+    }
     let mut out = Vec::with_capacity(slots.len());
     let mut total = 0usize;
     for s in slots {
