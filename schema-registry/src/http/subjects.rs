@@ -8,10 +8,12 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::json;
 
-use super::{body, flag, ok, params, raw_schema, registered, ApiResult, SchemaRequest, Shared};
+use super::{
+    body, flag, ok, params, raw_schema, registered, ApiError, ApiResult, SchemaRequest, Shared,
+};
 use crate::error::RegistryError;
 use crate::model::VersionRef;
-use crate::registry::Imported;
+use crate::registry::{Imported, Registered};
 
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
@@ -116,14 +118,25 @@ async fn register(
     ok(&json!({"id": id, "version": version}))
 }
 
+/// The version a path names (`latest`, -1 or a number; `?deleted=true`
+/// includes soft-deleted ones).
+async fn find_version(
+    svc: &Shared,
+    subject: &str,
+    version: &str,
+    q: Option<&str>,
+) -> Result<Registered, ApiError> {
+    let deleted = flag(&params(q), "deleted");
+    let v = VersionRef::parse(version)?;
+    Ok(svc.read(|r, _| r.version(subject, v, deleted)).await?)
+}
+
 async fn version(
     State(svc): State<Shared>,
     Path((subject, version)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    let deleted = flag(&params(q.as_deref()), "deleted");
-    let v = VersionRef::parse(&version)?;
-    let found = svc.read(|r, _| r.version(&subject, v, deleted)).await?;
+    let found = find_version(&svc, &subject, &version, q.as_deref()).await?;
     ok(&registered(&found))
 }
 
@@ -132,9 +145,7 @@ async fn version_raw(
     Path((subject, version)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    let deleted = flag(&params(q.as_deref()), "deleted");
-    let v = VersionRef::parse(&version)?;
-    let found = svc.read(|r, _| r.version(&subject, v, deleted)).await?;
+    let found = find_version(&svc, &subject, &version, q.as_deref()).await?;
     Ok(raw_schema(&found.schema))
 }
 
