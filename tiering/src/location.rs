@@ -94,6 +94,11 @@ mod tests {
         assert_eq!(loc.prefix, Path::default());
         assert!(open("not a url", &[]).is_err());
         assert!(open("ftp://host/x", &[]).is_err());
+    }
+
+    #[cfg(feature = "cloud")]
+    #[test]
+    fn s3_url_keeps_its_prefix() {
         let s3 = open(
             "s3://bucket/some/prefix",
             &[
