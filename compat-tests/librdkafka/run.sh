@@ -31,6 +31,7 @@
 #   FJORD_BIN         broker binary (default: <repo>/target/debug/fjord)
 #   TEST_TIMEOUT      seconds per test (default 120)
 #   JOBS              make parallelism (default 2)
+#   PARALLEL          tests run at once, each against its own broker (default 2)
 #   KEEP_LOGS=1       keep each test's broker data dir (logs are always kept)
 #   RDKAFKA_DEBUG     passed as the test-runner's debug contexts (e.g. "broker,protocol")
 #
@@ -48,6 +49,7 @@ WORK="$REPO/compat-tests/.work"
 FJORD_BIN="${FJORD_BIN:-$REPO/target/debug/fjord}"
 TEST_TIMEOUT="${TEST_TIMEOUT:-120}"
 JOBS="${JOBS:-2}"
+PARALLEL="${PARALLEL:-2}"
 
 CRATE=rdkafka-sys
 CRATE_VER="4.10.0+2.12.1"            # vendors librdkafka 2.12.1
@@ -159,7 +161,7 @@ stop_broker() {
     BROKER_DIR=""
 }
 trap stop_broker EXIT
-trap 'stop_broker; exit 130' INT TERM
+trap 'stop_broker; kill $(jobs -p) 2>/dev/null; exit 130' INT TERM
 
 # start_broker LOGFILE [EXTRA FLAGS...] -> sets BROKER_PID, PORT
 start_broker() {
@@ -170,7 +172,7 @@ start_broker() {
         BROKER_DIR="$(mktemp -d "$WORK/fjord-data.XXXXXX")"
         "$FJORD_BIN" --data-dir "$BROKER_DIR" \
             --listen "127.0.0.1:$PORT" --advertise "127.0.0.1:$PORT" \
-            --num-partitions 4 --registry-listen off "$@" >"$blog" 2>&1 </dev/null &
+            --num-partitions 4 --registry-listen off --admin-listen off "$@" >"$blog" 2>&1 </dev/null &
         BROKER_PID=$!
         local i
         for i in $(seq 1 300); do
@@ -306,15 +308,30 @@ main() {
     mkdir -p "$LOGDIR"
     rm -f "$SRC"/tests/stats_*.json   # the runner leaves one per test
     local passed=0 failed=0 t0=$SECONDS
-    local t f1 f2 f3
+    local t f1 f2 f3 i=0 pid
+    local -A out_of=()
+    local outdir
+    outdir="$(mktemp -d "$WORK/results.XXXXXX")"
+    # PARALLEL tests at a time, each with its own broker; most of a test's
+    # time is waiting (timeouts, rebalances), so two at a time roughly halve
+    # the wall clock. A test's lines are printed when it ends.
+    collect() {
+        local done_pid rc=0
+        wait -n -p done_pid || rc=$?
+        cat "${out_of[$done_pid]}"
+        if ((rc == 0)); then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+        unset 'out_of[$done_pid]'
+    }
     for t in "${tests[@]}"; do
         IFS='|' read -r f1 f2 f3 <<<"$t"
-        if run_one "$f1" "$f2" "$f3"; then
-            passed=$((passed + 1))
-        else
-            failed=$((failed + 1))
-        fi
+        while ((${#out_of[@]} >= PARALLEL)); do collect; done
+        i=$((i + 1))
+        ( trap - EXIT; trap 'stop_broker; exit 143' TERM; run_one "$f1" "$f2" "$f3" ) >"$outdir/$i" 2>&1 &
+        pid=$!
+        out_of[$pid]="$outdir/$i"
     done
+    while ((${#out_of[@]} > 0)); do collect; done
+    rm -rf "$outdir"
     echo "# ran ${#tests[@]} tests in $((SECONDS - t0)) s"
     echo "$passed passed, $failed failed"
     ((failed == 0))
