@@ -21,7 +21,7 @@ PERF="$LIB/examples/rdkafka_performance"
 export LD_LIBRARY_PATH="$PWD/$LIB/src"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 DATA=$(mktemp -d)
-taskset -c 1 target/release/fjord --data-dir "$DATA" --listen "127.0.0.1:$PORT" --registry-listen off \
+taskset -c 1 target/release/fjord --data-dir "$DATA" --listen "127.0.0.1:$PORT" --registry-listen off --admin-listen off \
   --num-partitions 6 --durability "$DURABILITY" >"$DATA.log" 2>&1 &
 BROKER=$!
 trap 'kill $BROKER 2>/dev/null; wait $BROKER 2>/dev/null; rm -rf "$DATA" "$DATA.log"' EXIT

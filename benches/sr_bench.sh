@@ -33,7 +33,7 @@ DUR_ARGS=()
 [ -n "$DURABILITY" ] && DUR_ARGS=(--durability "$DURABILITY")
 # One tokio worker on the one core the broker may use.
 TOKIO_WORKER_THREADS=1 FJORD_LOG=warn taskset -c 1 target/release/fjord --data-dir "$DATA" \
-  --listen "127.0.0.1:$KPORT" --registry-listen "127.0.0.1:$RPORT" "${DUR_ARGS[@]}" \
+  --listen "127.0.0.1:$KPORT" --registry-listen "127.0.0.1:$RPORT" --admin-listen off "${DUR_ARGS[@]}" \
   >"$DATA.log" 2>&1 &
 BROKER=$!
 cleanup() {

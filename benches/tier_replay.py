@@ -117,7 +117,7 @@ def main():
         b = fjord_proc.Broker(os.path.join(tmp, "data"), env={**store.env, "FJORD_LOG": "warn"},
                               extra=["--tier-url", store.url, "--tier-interval-ms", "100",
                                      "--tier-cache-bytes", str(32 << 20),
-                                     "--registry-listen", "off", "--durability", "page-cache"])
+                                     "--registry-listen", "off", "--admin-listen", "off", "--durability", "page-cache"])
         b.start()
         os.sched_setaffinity(b.proc.pid, {1})
         try:

@@ -26,7 +26,7 @@ BROKER=""; DATA=""
 start_broker() {
   PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   DATA=$(mktemp -d -p "${DATA_ROOT:-/tmp}")
-  taskset -c 1 target/release/fjord --data-dir "$DATA" --listen "127.0.0.1:$PORT" --registry-listen off \
+  taskset -c 1 target/release/fjord --data-dir "$DATA" --listen "127.0.0.1:$PORT" --registry-listen off --admin-listen off \
     --num-partitions 6 --durability "$DURABILITY" >"$DATA.log" 2>&1 &
   BROKER=$!
   for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done

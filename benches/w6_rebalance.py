@@ -41,7 +41,7 @@ def free_port():
 
 def start(binary, data):
     port = free_port()
-    proc = subprocess.Popen([binary, "--data-dir", data, "--listen", f"127.0.0.1:{port}", "--registry-listen", "off"],
+    proc = subprocess.Popen([binary, "--data-dir", data, "--listen", f"127.0.0.1:{port}", "--registry-listen", "off", "--admin-listen", "off"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

@@ -42,7 +42,7 @@ def main():
     data = tempfile.mkdtemp()
     log = open(data + ".log", "wb")
     proc = subprocess.Popen(
-        ["taskset", "-c", a.cpu, a.bin, "--data-dir", data, "--listen", f"127.0.0.1:{port}", "--registry-listen", "off",
+        ["taskset", "-c", a.cpu, a.bin, "--data-dir", data, "--listen", f"127.0.0.1:{port}", "--registry-listen", "off", "--admin-listen", "off",
          "--durability", a.durability],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     bs = f"127.0.0.1:{port}"

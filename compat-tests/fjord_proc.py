@@ -31,6 +31,8 @@ class Broker:
         # The schema registry listens only where a test asks for it (its
         # default port would clash between brokers).
         self.registry_port = free_port() if registry else None
+        # Every test broker serves /metrics and health on its own port.
+        self.admin_port = free_port()
         self.proc = None
         self.log_path = log_path or os.path.join(self.data_dir + ".log")
         self._log = None
@@ -43,6 +45,15 @@ class Broker:
     def registry_url(self):
         return f"http://127.0.0.1:{self.registry_port}" if self.registry_port else None
 
+    @property
+    def admin_url(self):
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def admin_args(self):
+        if any(a.startswith("--admin-listen") for a in self.extra):
+            return []
+        return ["--admin-listen", f"127.0.0.1:{self.admin_port}"]
+
     def registry_args(self):
         if any(a.startswith("--registry-listen") for a in self.extra):
             return []
@@ -54,7 +65,7 @@ class Broker:
         os.makedirs(self.data_dir, exist_ok=True)
         self._log = open(self.log_path, "ab")
         args = [FJORD_BIN, "--data-dir", self.data_dir,
-                "--listen", self.bootstrap, "--advertise", self.bootstrap] + self.registry_args() + self.extra
+                "--listen", self.bootstrap, "--advertise", self.bootstrap] + self.registry_args() + self.admin_args() + self.extra
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout_s

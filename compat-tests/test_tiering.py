@@ -210,6 +210,9 @@ def test_store_outage_delays_uploads_and_loses_nothing(faulty):
     # Produce and consume go on while the store is down.
     produce(b, topic, N // 3, N - N // 3)
     time.sleep(1.5)
+    # The upload lag is visible in the metrics while the store is down.
+    lag_down = upload_lag(b, topic)
+    assert lag_down > 0
     bases = local_bases(b, topic)
     # Nothing that was not uploaded is deleted: the local log still holds
     # everything produced during the outage.
@@ -220,6 +223,20 @@ def test_store_outage_delays_uploads_and_loses_nothing(faulty):
     # Uploads resume; the local log shrinks again and every record is there.
     wait_tiered(b, topic, store, above=N // 2)
     check(consume_all_confluent(b, topic))
+    deadline = time.monotonic() + 30
+    while upload_lag(b, topic) >= lag_down:
+        assert time.monotonic() < deadline, "upload lag did not fall after the outage"
+        time.sleep(0.3)
+
+
+def upload_lag(b, topic):
+    """fjord_tier_upload_lag_bytes of partition 0, from the admin listener."""
+    import urllib.request
+    with urllib.request.urlopen(b.admin_url + "/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(f'fjord_tier_upload_lag_bytes{{topic="{topic}",partition="0"}} '):
+                return int(line.split()[-1])
+    raise AssertionError("no fjord_tier_upload_lag_bytes series for " + topic)
 
 
 def test_remote_retention_deletes_old_remote_segments(tmp_path):

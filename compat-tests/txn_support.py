@@ -68,7 +68,7 @@ class ProxiedBroker(Broker):
         os.makedirs(self.data_dir, exist_ok=True)
         self._log = open(self.log_path, "ab")
         args = [FJORD_BIN, "--data-dir", self.data_dir,
-                "--listen", self.bootstrap, "--advertise", self.advertise] + self.registry_args() + self.extra
+                "--listen", self.bootstrap, "--advertise", self.advertise] + self.registry_args() + self.admin_args() + self.extra
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s

@@ -63,6 +63,8 @@ settings! {
     listen ("FJORD_LISTEN"): SocketAddr = SocketAddr::from(([127, 0, 0, 1], 9092));
     /// Address of the schema registry's REST listener, or `off` [127.0.0.1:8081].
     registry_listen ("FJORD_REGISTRY_LISTEN"): String = "127.0.0.1:8081".to_string();
+    /// Address of the admin listener (/metrics, /healthz, /readyz), or `off` [127.0.0.1:9644].
+    admin_listen ("FJORD_ADMIN_LISTEN"): String = "127.0.0.1:9644".to_string();
     /// host:port that clients are told to connect to [the listen address].
     advertise ("FJORD_ADVERTISE"): String = String::new();
     /// This broker's node id [1].
@@ -156,6 +158,17 @@ fn bad(key: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// A listener address setting: `host:port`, or `off` (or empty) for none.
+fn optional_addr(key: &'static str, v: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    let v = v.trim();
+    if v.is_empty() || v.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    v.parse()
+        .map(Some)
+        .map_err(|_| bad(key, "must be host:port (an IP address) or off"))
+}
+
 impl Settings {
     /// Resolves flags, environment and the optional file, then validates.
     pub fn load(args: Args) -> Result<Self, ConfigError> {
@@ -177,31 +190,30 @@ impl Settings {
     }
 
     /// Defaults with a data directory, for tests and embedding: the schema
-    /// registry is off (many test brokers share one machine).
+    /// registry and the admin listener are off (many test brokers share one
+    /// machine).
     pub fn for_dir(data_dir: PathBuf) -> Self {
         let mut s = Settings::merge(Args::default(), FileConfig::default());
         s.data_dir = data_dir;
         s.registry_listen = "off".to_string();
+        s.admin_listen = "off".to_string();
         s.advertise = s.listen.to_string();
         s
     }
 
     /// Where the schema registry listens; `None` when it is off.
     pub fn registry_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
-        let v = self.registry_listen.trim();
-        if v.is_empty() || v.eq_ignore_ascii_case("off") {
-            return Ok(None);
-        }
-        v.parse().map(Some).map_err(|_| {
-            bad(
-                "registry_listen",
-                "must be host:port (an IP address) or off",
-            )
-        })
+        optional_addr("registry_listen", &self.registry_listen)
+    }
+
+    /// Where the admin listener (metrics, health) listens; `None` when off.
+    pub fn admin_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        optional_addr("admin_listen", &self.admin_listen)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.registry_addr()?;
+        self.admin_addr()?;
         let (host, port) = self.advertised()?;
         if host.is_empty() || port == 0 {
             return Err(bad("advertise", "must be host:port with a non-zero port"));

@@ -3,7 +3,7 @@
 //! Data flows one way: bytes → `protocol` (framing) → `server` (connections,
 //! limits) → `handlers` (one per API key) → `log` (partitions on disk);
 //! `tier` moves sealed segments of tiered topics to the remote tier and
-//! back.
+//! back; `metrics` counts what passes and serves it on the admin listener.
 
 pub mod admin;
 pub mod clock;
@@ -11,6 +11,7 @@ pub mod config;
 pub mod coordinator;
 pub mod handlers;
 pub mod log;
+pub mod metrics;
 pub mod protocol;
 pub mod registry;
 pub mod runtime;

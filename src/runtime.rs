@@ -15,6 +15,8 @@ use crate::coordinator::txn_runtime::TxnRuntime;
 use crate::handlers::Broker;
 use crate::log::sync::Syncer;
 use crate::log::LogManager;
+use crate::metrics::http::Admin;
+use crate::metrics::Metrics;
 use crate::server::{self, Live};
 
 /// Reads or creates the persisted cluster id (Kafka's 22-character form).
@@ -38,6 +40,8 @@ pub struct Running {
     pub local_addr: std::net::SocketAddr,
     /// Where the schema registry listens, when it is on.
     pub registry_addr: Option<std::net::SocketAddr>,
+    /// Where the admin listener (metrics, health) listens, when it is on.
+    pub admin_addr: Option<std::net::SocketAddr>,
     stop: watch::Sender<bool>,
     live: Arc<Live>,
     serve: tokio::task::JoinHandle<()>,
@@ -49,6 +53,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let settings = Arc::new(settings);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let started = std::time::Instant::now();
+    let (stop, stop_rx) = watch::channel(false);
+    let metrics = Arc::new(Metrics::new());
+    let admin = Admin::new(metrics.clone());
+    // Up before recovery, so /healthz answers while the log is opened.
+    let (admin_addr, admin_task) = match settings.admin_addr()? {
+        Some(addr) => {
+            let (local, task) =
+                crate::metrics::http::serve(admin.clone(), addr, stop_rx.clone()).await?;
+            (Some(local), Some(task))
+        }
+        None => (None, None),
+    };
     let s2 = settings.clone();
     let now = clock.now_ms();
     let log = tokio::task::spawn_blocking(move || LogManager::open(s2, now)).await??;
@@ -63,7 +79,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         "log opened"
     );
     let (host, port) = settings.advertised()?;
-    let syncer = Syncer::start();
+    let syncer = Syncer::start_observed(metrics.sync_seconds.clone());
     let groups =
         Arc::new(GroupRuntime::open(log.clone(), &settings, syncer.clone(), clock.now_ms()).await?);
     let txns = Arc::new(
@@ -106,13 +122,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         txns: txns.clone(),
         schemas: schemas.clone(),
         tier: tier.clone(),
+        metrics: metrics.clone(),
         cluster_id: cluster_id(&settings.data_dir)?,
         advertised_host: host,
         advertised_port: i32::from(port),
     });
     let listener = TcpListener::bind(settings.listen).await?;
     let local_addr = listener.local_addr()?;
-    let (stop, stop_rx) = watch::channel(false);
     let live = Arc::new(Live::default());
     let serve = tokio::spawn(server::serve(
         broker.clone(),
@@ -174,6 +190,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         )),
     ];
     duties.extend(registry_task);
+    duties.extend(admin_task);
+    duties.push(tokio::spawn(every_async(
+        METRICS_UPKEEP_MS,
+        stop_rx.clone(),
+        move || metrics.upkeep(),
+    )));
     if let Some(tier) = tier {
         duties.push(tokio::spawn(tier_rounds(
             tier,
@@ -183,11 +205,16 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             stop_rx.clone(),
         )));
     }
-    tracing::info!(listen = %local_addr, advertise = %settings.advertise, data_dir = %settings.data_dir.display(), "fjord serving Kafka");
+    admin.set_ready(crate::metrics::State {
+        broker: broker.clone(),
+        live: live.clone(),
+    });
+    tracing::info!(listen = %local_addr, advertise = %settings.advertise, data_dir = %settings.data_dir.display(), admin = ?admin_addr, "fjord serving Kafka");
     Ok(Running {
         broker,
         local_addr,
         registry_addr: registry_local,
+        admin_addr,
         stop,
         live,
         serve,
@@ -252,6 +279,25 @@ async fn txn_timers(
 
 /// Resolution of group timers (sessions, rebalance deadlines).
 const GROUP_TICK_MS: u64 = 50;
+
+/// How often recorded histogram samples are folded into their buckets.
+const METRICS_UPKEEP_MS: u64 = 5_000;
+
+/// Runs the quick `f` on the runtime every `interval_ms` until stopped.
+async fn every_async(
+    interval_ms: u64,
+    mut stop: watch::Receiver<bool>,
+    f: impl Fn() + Send + 'static,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = crate::server::stopped(&mut stop) => return,
+            _ = tick.tick() => f(),
+        }
+    }
+}
 
 /// Runs `f` on a blocking thread every `interval_ms` until stopped.
 async fn every(

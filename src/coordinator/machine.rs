@@ -354,6 +354,15 @@ impl GroupCoordinator {
         }
     }
 
+    /// Every committed offset, as (group, topic, partition, offset), for
+    /// the lag metrics.
+    pub fn committed_offsets(&self) -> impl Iterator<Item = (&str, &str, i32, i64)> {
+        self.offsets.iter().flat_map(|(g, m)| {
+            m.iter()
+                .map(move |((t, p), v)| (g.as_str(), t.as_str(), *p, v.offset))
+        })
+    }
+
     /// Committed offsets of a group: the listed partitions (absent ones as
     /// `None`), or every committed one when `topics` is `None`.
     pub fn fetch_offsets(

@@ -103,6 +103,7 @@ pub async fn handle(b: &Broker, req: FetchRequest, version: i16) -> FetchRespons
                     t.partitions.push(pd);
                 }
             }
+            count_out(b, &resp);
             return resp;
         }
         let changed =
@@ -110,6 +111,27 @@ pub async fn handle(b: &Broker, req: FetchRequest, version: i16) -> FetchRespons
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             // Deadline: loop once more to read and answer.
             continue;
+        }
+    }
+}
+
+/// Bytes and records served, per topic, for the metrics (batch headers
+/// only: nothing is decompressed).
+fn count_out(b: &Broker, resp: &FetchResponse) {
+    for t in &resp.responses {
+        let (bytes, records) = t.partitions.iter().filter_map(|p| p.records.as_ref()).fold(
+            (0u64, 0u64),
+            |(n, r), recs| {
+                (
+                    n + u64::try_from(recs.len()).unwrap_or(0),
+                    r + crate::protocol::batch::count_records(recs),
+                )
+            },
+        );
+        if bytes > 0 {
+            let m = b.metrics.topic(t.topic.as_str());
+            m.bytes_out.increment(bytes);
+            m.records_out.increment(records);
         }
     }
 }

@@ -134,6 +134,7 @@ pub struct Broker {
     pub schemas: Option<Arc<fjord_schema_registry::service::Service>>,
     /// The remote tier, when `--tier-url` is set.
     pub tier: Option<Arc<crate::tier::Tier>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub cluster_id: String,
     pub advertised_host: String,
     pub advertised_port: i32,

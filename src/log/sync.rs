@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::sync::Arc;
 
+use metrics::Histogram;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most files synced in one round; a bound on the work queued behind one sync.
@@ -28,8 +29,13 @@ pub struct Syncer {
 impl Syncer {
     /// Starts the syncer on the current tokio runtime.
     pub fn start() -> Self {
+        Self::start_observed(Histogram::noop())
+    }
+
+    /// As [`Syncer::start`], recording each round's fsync time in `seconds`.
+    pub fn start_observed(seconds: Histogram) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(rx));
+        tokio::spawn(run(rx, seconds));
         Self { tx }
     }
 
@@ -55,7 +61,7 @@ impl Syncer {
     }
 }
 
-async fn run(mut rx: mpsc::UnboundedReceiver<Request>) {
+async fn run(mut rx: mpsc::UnboundedReceiver<Request>, seconds: Histogram) {
     while let Some(first) = rx.recv().await {
         let mut round = vec![first];
         while round.len() < MAX_FILES_PER_ROUND {
@@ -68,6 +74,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Request>) {
             round.iter().flat_map(|r| r.files.iter().cloned()).collect();
         files.sort_by_key(|f| Arc::as_ptr(f) as usize);
         files.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        let began = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             for f in &files {
                 f.sync_data().map_err(|e| e.to_string())?;
@@ -76,6 +83,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Request>) {
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
+        seconds.record(began.elapsed().as_secs_f64());
         for r in round {
             let _ = r.done.send(result.clone());
         }

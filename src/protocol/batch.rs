@@ -132,6 +132,19 @@ impl BatchHeader {
     }
 }
 
+/// Records in a run of whole batches, from their headers alone (control
+/// batches included); counting stops at the first batch that is cut short.
+pub fn count_records(mut b: &[u8]) -> u64 {
+    let mut n = 0u64;
+    while let Ok(h) = BatchHeader::parse(b) {
+        let Ok(len) = h.total_len() else { break };
+        let Some(rest) = b.get(len..) else { break };
+        n += u64::try_from(h.records_count).unwrap_or(0);
+        b = rest;
+    }
+    n
+}
+
 /// One batch found in a buffer: its header and where it lies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchSpan {

@@ -14,7 +14,7 @@
 //! connection silent for `idle_timeout_ms` is closed.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::io::IoSlice;
 
@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::handlers::{self, Broker, Outcome};
+use crate::metrics::Metrics;
 use crate::protocol::frame::check_frame_len;
 
 /// Largest read into a frame buffer at once: the buffer grows with the data
@@ -39,7 +40,7 @@ pub async fn run(broker: Arc<Broker>, stream: TcpStream, shutdown: watch::Receiv
         .unwrap_or_default();
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel(broker.settings.max_inflight_requests);
-    let writer = tokio::spawn(write_loop(wr, rx));
+    let writer = tokio::spawn(write_loop(wr, rx, broker.metrics.clone()));
     read_loop(&broker, &host, rd, tx, shutdown).await;
     let _ = writer.await;
 }
@@ -49,11 +50,21 @@ enum Next {
     Stop,
 }
 
+/// A request on its way to the writer: its outcome, its share of the
+/// connection's buffer budget, and what its metrics need (API key, when it
+/// was read).
+struct Queued {
+    outcome: Outcome,
+    permit: OwnedSemaphorePermit,
+    api_key: i16,
+    read_at: Instant,
+}
+
 async fn read_loop(
     broker: &Broker,
     host: &str,
     mut rd: OwnedReadHalf,
-    tx: mpsc::Sender<(Outcome, OwnedSemaphorePermit)>,
+    tx: mpsc::Sender<Queued>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let s = &broker.settings;
@@ -70,9 +81,20 @@ async fn read_loop(
         let Next::Frame(body, permit) = next else {
             break;
         };
+        let read_at = Instant::now();
+        let api_key = body
+            .get(..2)
+            .and_then(|k| <[u8; 2]>::try_from(k).ok())
+            .map_or(-1, i16::from_be_bytes);
         let outcome = handlers::handle(broker, host, body).await;
         let close = matches!(outcome, Outcome::Close(_));
-        if tx.send((outcome, permit)).await.is_err() || close {
+        let queued = Queued {
+            outcome,
+            permit,
+            api_key,
+            read_at,
+        };
+        if tx.send(queued).await.is_err() || close {
             break;
         }
     }
@@ -119,11 +141,14 @@ async fn read_frame(
     Next::Frame(buf.freeze(), permit)
 }
 
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<(Outcome, OwnedSemaphorePermit)>,
-) {
-    while let Some((mut outcome, permit)) = rx.recv().await {
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Queued>, metrics: Arc<Metrics>) {
+    while let Some(Queued {
+        mut outcome,
+        permit,
+        api_key,
+        read_at,
+    }) = rx.recv().await
+    {
         loop {
             match outcome {
                 Outcome::Deferred(fut) => outcome = fut.await,
@@ -135,6 +160,7 @@ async fn write_loop(
                 }
                 Outcome::Silent => break,
                 Outcome::Close(last) => {
+                    metrics.request_done(api_key, read_at);
                     if let Some(bytes) = last {
                         let _ = wr.write_all(&bytes).await;
                     }
@@ -143,6 +169,7 @@ async fn write_loop(
                 }
             }
         }
+        metrics.request_done(api_key, read_at);
         drop(permit);
     }
     let _ = wr.shutdown().await;

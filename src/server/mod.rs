@@ -87,6 +87,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        broker.metrics.connections_accepted.increment(1);
         let guard = live.enter();
         let broker = broker.clone();
         let shutdown = shutdown.clone();

@@ -170,6 +170,13 @@ impl Tier {
         lock(&self.parts).get(&(topic_id, index)).cloned()
     }
 
+    /// Bytes of `p`'s sealed segments not uploaded yet, by the manifest
+    /// last loaded (no store call); `None` before the first round saw it.
+    pub fn upload_lag_bytes(&self, topic_id: Uuid, p: &Partition) -> Option<u64> {
+        self.cached(topic_id, p.index)
+            .map(|tp| upload_lag_bytes(p, &tp.remote.manifest()))
+    }
+
     /// The partition's handle, loading its manifest the first time.
     pub async fn partition(
         &self,

@@ -12,7 +12,7 @@ mod schemas;
 mod serve;
 mod subjects;
 
-pub use serve::{serve, HttpLimits};
+pub use serve::{serve, serve_router, HttpLimits};
 
 use std::collections::HashMap;
 use std::sync::Arc;

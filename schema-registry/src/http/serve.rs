@@ -40,9 +40,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let app = super::router(service, limits.max_body_bytes);
+    serve_router(listener, app, limits.max_connections, shutdown).await
+}
+
+/// Serves any axum `app` with at most `max_connections` open connections
+/// (the broker's admin listener uses it too).
+pub async fn serve_router(
+    listener: TcpListener,
+    app: axum::Router,
+    max_connections: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let listener = Limited {
         inner: listener,
-        permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+        permits: Arc::new(Semaphore::new(max_connections.max(1))),
     };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -78,7 +89,7 @@ impl axum::serve::Listener for Limited {
                 }
                 Err(e) => {
                     // Out of file handles and the like: back off, keep serving.
-                    tracing::warn!(error = %e, "schema registry accept failed");
+                    tracing::warn!(error = %e, "http accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             }
