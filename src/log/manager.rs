@@ -264,10 +264,9 @@ impl LogManager {
         if validate_only {
             return Ok(Arc::new(Topic::new(meta, cfg, Vec::new())));
         }
-        let mut parts = Vec::new();
-        for p in 0..partitions {
-            parts.push(Arc::new(self.new_partition(&meta, p, &cfg, now_ms)?));
-        }
+        let parts = self
+            .new_partitions(&meta, 0..partitions, &cfg, now_ms)
+            .await?;
         meta.save(&self.dir.join(META_DIR))?;
         let topic = Arc::new(Topic::new(meta, cfg, parts));
         self.topics
@@ -278,36 +277,19 @@ impl LogManager {
         Ok(topic)
     }
 
-    fn new_partition(
+    /// Creates partitions `indexes` of a topic, empty, on a blocking thread
+    /// (a thousand of them take a while; the runtime keeps serving).
+    async fn new_partitions(
         &self,
         meta: &TopicMeta,
-        p: i32,
+        indexes: std::ops::Range<i32>,
         cfg: &LogConfig,
         now_ms: i64,
-    ) -> std::io::Result<Partition> {
-        let pdir = self.dir.join(dir_name(&meta.name, p));
-        if pdir.exists() {
-            std::fs::remove_dir_all(&pdir)?;
-        }
-        std::fs::create_dir_all(&pdir)?;
-        let seg = Segment::create(OpenOpts {
-            dir: pdir.clone(),
-            base_offset: 0,
-            capacity: cfg.segment_bytes,
-            index_interval_bytes: cfg.index_interval_bytes,
-            now_ms,
-        })?;
-        sync_dir(&pdir)?;
-        sync_dir(&self.dir)?;
-        Ok(Partition::new(
-            &meta.name,
-            p,
-            pdir,
-            vec![Arc::new(seg)],
-            0,
-            meta.leader_epoch,
-            super::partition::TxnState::default(),
-        ))
+    ) -> std::io::Result<Vec<Arc<Partition>>> {
+        let (dir, meta, cfg) = (self.dir.clone(), meta.clone(), cfg.clone());
+        tokio::task::spawn_blocking(move || create_partitions(&dir, &meta, indexes, &cfg, now_ms))
+            .await
+            .map_err(std::io::Error::other)?
     }
 
     /// Auto-creates a topic with the default partition count, if enabled.
@@ -377,10 +359,9 @@ impl LogManager {
             return Ok(());
         }
         let cfg = topic.config();
-        let mut more = Vec::new();
-        for p in meta.partitions..count {
-            more.push(Arc::new(self.new_partition(&meta, p, &cfg, now_ms)?));
-        }
+        let more = self
+            .new_partitions(&meta, meta.partitions..count, &cfg, now_ms)
+            .await?;
         meta.partitions = count;
         meta.save(&self.dir.join(META_DIR))?;
         topic.add_partitions(more);
@@ -628,4 +609,63 @@ fn remove_orphans(dir: &Path, topics: &HashMap<String, Arc<Topic>>) -> std::io::
         }
     }
     Ok(())
+}
+
+/// Threads syncing new partition directories at once.
+const SYNC_THREADS: usize = 16;
+
+/// Every partition's directory and empty segment first, then their
+/// directory entries synced from [`SYNC_THREADS`] threads at once (the
+/// filesystem's journal folds concurrent syncs into a few commits, where
+/// one after another a thousand partitions took over a second), then the
+/// data directory once.
+fn create_partitions(
+    dir: &Path,
+    meta: &TopicMeta,
+    indexes: std::ops::Range<i32>,
+    cfg: &LogConfig,
+    now_ms: i64,
+) -> std::io::Result<Vec<Arc<Partition>>> {
+    let mut made = Vec::new();
+    for p in indexes {
+        let pdir = dir.join(dir_name(&meta.name, p));
+        if pdir.exists() {
+            std::fs::remove_dir_all(&pdir)?;
+        }
+        std::fs::create_dir_all(&pdir)?;
+        let seg = Segment::create(OpenOpts {
+            dir: pdir.clone(),
+            base_offset: 0,
+            capacity: cfg.segment_bytes,
+            index_interval_bytes: cfg.index_interval_bytes,
+            now_ms,
+        })?;
+        made.push((p, pdir, seg));
+    }
+    let per_thread = made.len().div_ceil(SYNC_THREADS).max(1);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = made
+            .chunks(per_thread)
+            .map(|chunk| s.spawn(move || chunk.iter().try_for_each(|(_, d, _)| sync_dir(d))))
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("sync thread panicked")))
+        })
+    })?;
+    sync_dir(dir)?;
+    Ok(made
+        .into_iter()
+        .map(|(p, pdir, seg)| {
+            Arc::new(Partition::new(
+                &meta.name,
+                p,
+                pdir,
+                vec![Arc::new(seg)],
+                0,
+                meta.leader_epoch,
+                super::partition::TxnState::default(),
+            ))
+        })
+        .collect())
 }
