@@ -3,6 +3,7 @@
 
     python3 benches/compare.py [--systems fjord,tansu-memory,tansu-sqlite]
                                [--workloads W0,W1,W1i,W2,W4,W5,W7] [--reps 5]
+                               (also W3: latency, Wmem: memory over 10 minutes)
                                [--durability page-cache|fsync] [--scale 1.0] [--record]
 
 Every repetition starts each system fresh (new data directory), broker
@@ -161,8 +162,8 @@ def du_mb(path):
 def table(systems, results, reps):
     """Lines of the comparison table. results[system][rep][workload][figure]."""
     base = systems[0]
-    lines = ["| workload | figure | " + " | ".join(f"{s} median (min-max)" for s in systems)
-             + " | " + " | ".join(f"{s}/{base} (paired range)" for s in systems[1:]) + " |",
+    ratio_heads = "".join(f" {s}/{base} (paired range) |" for s in systems[1:])
+    lines = ["| workload | figure | " + " | ".join(f"{s} median (min-max)" for s in systems) + " |" + ratio_heads,
              "|---" * (2 + 2 * len(systems) - 1) + "|"]
     workloads = []
     for s in systems:
@@ -196,7 +197,7 @@ def table(systems, results, reps):
                     ratios.append(f"{med:.2f}{rng}")
                 else:
                     ratios.append("-")
-            lines.append(f"| {w} | {f} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+            lines.append(f"| {w} | {f} | " + " | ".join(cells) + " |" + "".join(f" {r} |" for r in ratios))
     return lines
 
 

@@ -20,6 +20,7 @@ Workloads (BENCH.md's table; `--scale` shrinks the record counts):
   W4   produce 100 B records, 6 partitions, 3M records
   W5   CreateTopics of 1000 partitions, Metadata p50/p99 of that topic (200 asks),
        and the broker's RSS growth per new (idle) partition
+  Wmem memory over a 10-minute W1 at 20 MB/s (anonymous RSS sampled every 5 s)
 W1f is W1 against a broker in fsync durability (the caller starts it so);
 W6, W7 and W8 need control of the broker and live in compare.py,
 w6_rebalance.py and w8_transactions.py.
@@ -258,7 +259,34 @@ def w5(ctx, asks=200):
     return fig
 
 
-WORKLOADS = {"W0": w0, "W1": w1, "W1i": w1i, "W2": w2, "W3": w3, "W4": w4, "W5": w5}
+def wmem(ctx, rate=20_000, seconds=600, every_s=5):
+    """Memory over a long W1: 1 KiB records at a fixed rate for 10 minutes
+    (`--scale` shortens it) while the broker's anonymous RSS is sampled;
+    flat means the last sample is no higher than the first minute's."""
+    if not ctx.get("pid"):
+        raise RuntimeError("Wmem needs --broker-pid")
+    topic = "wmem-" + uuid.uuid4().hex[:6]
+    create_topic(ctx["bootstrap"], topic, 6)
+    seconds = max(30, int(seconds * ctx["scale"]))
+    box = {}
+
+    def produce():
+        box["row"] = perf(ctx["bootstrap"], ["-P", "-t", topic, "-s", "1024", "-r", str(rate),
+                                             "-c", str(rate * seconds)] + W1_ARGS, gen_cpu=ctx["gen_cpu"],
+                          timeout=seconds * 3)
+
+    t = threading.Thread(target=produce)
+    t.start()
+    samples = []
+    while t.is_alive():
+        samples.append(rss_kb(ctx["pid"], "RssAnon") / 1024)
+        t.join(every_s)
+    first_minute = samples[: max(1, 60 // every_s)]
+    return {"anon MB first min max": max(first_minute), "anon MB last": samples[-1],
+            "anon MB max": max(samples), "rss MB": rss_kb(ctx["pid"]) / 1024, "seconds": seconds}
+
+
+WORKLOADS = {"Wmem": wmem, "W0": w0, "W1": w1, "W1i": w1i, "W2": w2, "W3": w3, "W4": w4, "W5": w5}
 
 
 def run(name, ctx):

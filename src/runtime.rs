@@ -79,7 +79,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         "log opened"
     );
     let (host, port) = settings.advertised()?;
-    let syncer = Syncer::start_observed(metrics.sync_seconds.clone());
+    let syncer = Syncer::start(metrics.sync_seconds.clone());
     let groups =
         Arc::new(GroupRuntime::open(log.clone(), &settings, syncer.clone(), clock.now_ms()).await?);
     let txns = Arc::new(

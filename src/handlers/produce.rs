@@ -124,7 +124,12 @@ pub fn handle(b: &Broker, req: ProduceRequest, version: i16) -> Produced {
                                 m.bytes_in
                                     .increment(u64::try_from(records.len()).unwrap_or(0));
                                 m.records_in.increment(
-                                    u64::try_from(a.last_offset - a.base_offset + 1).unwrap_or(0),
+                                    u64::try_from(
+                                        a.last_offset
+                                            .saturating_sub(a.base_offset)
+                                            .saturating_add(1),
+                                    )
+                                    .unwrap_or(0),
                                 );
                                 let mut r = partition_result(idx, codes::NONE, None);
                                 r.base_offset = a.base_offset;

@@ -27,13 +27,9 @@ pub struct Syncer {
 }
 
 impl Syncer {
-    /// Starts the syncer on the current tokio runtime.
-    pub fn start() -> Self {
-        Self::start_observed(Histogram::noop())
-    }
-
-    /// As [`Syncer::start`], recording each round's fsync time in `seconds`.
-    pub fn start_observed(seconds: Histogram) -> Self {
+    /// Starts the syncer on the current tokio runtime; each round's fsync
+    /// time is recorded in `seconds`.
+    pub fn start(seconds: Histogram) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(rx, seconds));
         Self { tx }
