@@ -7,6 +7,15 @@ use fjord::log::index::{Indexes, OffsetEntry};
 use fjord::log::segment::{OpenOpts, Segment};
 use fjord::protocol::batch::{build, validate_produce};
 
+/// Runs a log admin call (they create partitions on tokio's blocking pool).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(|rt| rt.block_on(f))
+        .unwrap_or_else(|e| panic!("tokio runtime: {e}"))
+}
+
 /// A producer-sized batch: 1 KiB values, ~1 MiB in all (librdkafka's batch.size).
 fn big_batch() -> Vec<u8> {
     build::simple(1_700_000_000_000, 1000, 1024)
@@ -133,7 +142,7 @@ fn compacted_log() -> Option<(tempfile::TempDir, fjord::log::LogManager, u64)> {
         ("cleanup.policy".to_string(), "compact".to_string()),
         ("min.cleanable.dirty.ratio".to_string(), "0.01".to_string()),
     ]);
-    let t = futures::executor::block_on(log.create_topic("bench", 1, configs, false, 0)).ok()?;
+    let t = block_on(log.create_topic("bench", 1, configs, false, 0)).ok()?;
     let p = t.partition(0)?;
     let cfg = t.config();
     let value = vec![b'v'; 1024];
@@ -202,13 +211,7 @@ fn idempotent_append(c: &mut Criterion) {
                 let Ok(log) = fjord::log::LogManager::open(s, 0) else {
                     return std::time::Duration::ZERO;
                 };
-                let made = futures::executor::block_on(log.create_topic(
-                    "bench",
-                    1,
-                    Default::default(),
-                    false,
-                    0,
-                ));
+                let made = block_on(log.create_topic("bench", 1, Default::default(), false, 0));
                 let Some(p) = made.ok().and_then(|t| t.partition(0).map(|p| (t, p))) else {
                     return std::time::Duration::ZERO;
                 };
