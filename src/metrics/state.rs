@@ -11,10 +11,32 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use crate::handlers::Broker;
+use crate::log::Partition;
 use crate::server::Live;
 
 /// Lines one gauge family may produce in one scrape.
 pub const MAX_SERIES_PER_FAMILY: usize = 100_000;
+
+/// One gauge per partition: name, help, how it is read.
+type PartitionGauge = (&'static str, &'static str, fn(&Partition) -> i128);
+
+const PARTITION_GAUGES: [PartitionGauge; 3] = [
+    (
+        "fjord_partition_log_end_offset",
+        "Offset after the last record of the partition.",
+        |p| i128::from(p.high_watermark()),
+    ),
+    (
+        "fjord_partition_log_start_offset",
+        "First offset a consumer can fetch (remote tier included).",
+        |p| i128::from(p.log_start_offset()),
+    ),
+    (
+        "fjord_partition_size_bytes",
+        "Bytes of the partition's local segments.",
+        |p| i128::from(p.size_bytes()),
+    ),
+];
 
 /// What the state gauges are read from.
 pub struct State {
@@ -86,38 +108,14 @@ impl State {
                     .collect::<Vec<_>>()
             })
             .collect();
-        let mut leo = Family::new(
-            out,
-            "fjord_partition_log_end_offset",
-            "Offset after the last record of the partition.",
-        );
-        for (t, p) in &parts {
-            leo.line(
-                &[("topic", &t.name), ("partition", &p.index.to_string())],
-                p.high_watermark(),
-            );
-        }
-        let mut start = Family::new(
-            out,
-            "fjord_partition_log_start_offset",
-            "First offset a consumer can fetch (remote tier included).",
-        );
-        for (t, p) in &parts {
-            start.line(
-                &[("topic", &t.name), ("partition", &p.index.to_string())],
-                p.log_start_offset(),
-            );
-        }
-        let mut size = Family::new(
-            out,
-            "fjord_partition_size_bytes",
-            "Bytes of the partition's local segments.",
-        );
-        for (t, p) in &parts {
-            size.line(
-                &[("topic", &t.name), ("partition", &p.index.to_string())],
-                p.size_bytes(),
-            );
+        for (name, help, value) in PARTITION_GAUGES {
+            let mut family = Family::new(out, name, help);
+            for (t, p) in &parts {
+                family.line(
+                    &[("topic", &t.name), ("partition", &p.index.to_string())],
+                    value(p),
+                );
+            }
         }
 
         let committed: Vec<(String, String, i32, i64)> = b.groups.read(|m| {
