@@ -779,7 +779,8 @@ def test_registry_off(tmp_path):
     b = Broker(tmp_path / "data").start()
     try:
         assert b.registry_url is None
-        assert listening_ports(b.proc.pid) == {b.port}
+        # Kafka and the admin listener (metrics, health), nothing else.
+        assert listening_ports(b.proc.pid) == {b.port, b.admin_port}
         topic = unique("validated")
         create_topic(b, topic, config={"confluent.value.schema.validation": "true"})
         plain = unique("plain")
@@ -797,6 +798,7 @@ def test_registry_off(tmp_path):
     b = Broker(tmp_path / "data2", registry=True, extra=["--registry-listen", "off"]).start()
     try:
         assert connection_refused(b.registry_port)
-        assert listening_ports(b.proc.pid) == {b.port}
+        # Kafka and the admin listener (metrics, health), nothing else.
+        assert listening_ports(b.proc.pid) == {b.port, b.admin_port}
     finally:
         b.kill()
