@@ -92,6 +92,8 @@ pub fn handle(b: &Broker, req: ProduceRequest, version: i16) -> Produced {
         tr.name = td.name.clone();
         tr.topic_id = td.topic_id;
         let topic = b.log.topic(&td.name);
+        // The topic's metric counters, looked up once per topic, on its first append.
+        let mut counters = None;
         for pd in td.partition_data {
             let idx = pd.index;
             let result = if !valid_acks {
@@ -120,7 +122,7 @@ pub fn handle(b: &Broker, req: ProduceRequest, version: i16) -> Produced {
                                 })
                             }) {
                             Ok(a) => {
-                                let m = b.metrics.topic(&td.name);
+                                let m = counters.get_or_insert_with(|| b.metrics.topic(&td.name));
                                 m.bytes_in
                                     .increment(u64::try_from(records.len()).unwrap_or(0));
                                 m.records_in.increment(
