@@ -403,7 +403,7 @@ pub async fn describe_producers(
                         let mut s = describe_producers_response::ProducerState::default();
                         s.producer_id = ProducerId(pid);
                         s.producer_epoch = i32::from(e.epoch);
-                        s.last_sequence = e.batches.back().map_or(-1, |m| m.last_seq);
+                        s.last_sequence = e.last_seq;
                         s.last_timestamp = e.last_timestamp_ms;
                         s.coordinator_epoch = e.coordinator_epoch;
                         s.current_txn_start_offset = e.txn_first_offset.unwrap_or(-1);

@@ -1,7 +1,8 @@
 //! Every advertised version of every transaction API through `handle`, as
 //! clients encode and decode them, plus their error answers: unknown ids,
 //! stale epochs, wrong states, unknown partitions, timeouts out of range,
-//! and idempotent produce (duplicates, gaps, fencing, unverified writes).
+//! and idempotent produce (duplicates, gaps, fencing, unverified writes,
+//! sequences reused across a transaction marker).
 
 use bytes::Bytes;
 use kafka_protocol::messages::*;
@@ -300,6 +301,22 @@ async fn every_transaction_api_version_round_trips() {
         if commit {
             assert_eq!(got, first + 1);
         }
+        // The next transaction reusing the ended one's sequence is out of
+        // order, not a duplicate answered with the old batch's offset
+        // (librdkafka does this after an abort purged a batch it had sent).
+        assert_eq!(
+            add(b, v, &id, pid, epoch, &[("tv", 1)]).await,
+            vec![codes::NONE]
+        );
+        assert_eq!(
+            produce(b, Some(&id), 1, batch(pid, epoch, 0, true)).await.0,
+            codes::OUT_OF_ORDER_SEQUENCE_NUMBER,
+            "a sequence of an ended transaction, v{v}"
+        );
+        let (code, next) = produce(b, Some(&id), 1, batch(pid, epoch, 1, true)).await;
+        assert_eq!(code, codes::NONE);
+        assert!(next > first);
+        assert_eq!(end(b, ev, &id, pid, epoch, false).await, codes::NONE);
     }
     // EndTxn on an empty transaction, and with a stale epoch.
     let r = init(b, 4, Some("e"), 60_000).await;

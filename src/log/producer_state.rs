@@ -1,11 +1,22 @@
 //! Per-partition producer state: what makes idempotent produce exactly-once
 //! and tells readers where transactions begin and end.
 //!
-//! For every producer id that wrote to the partition we keep its epoch, the
-//! sequences and offsets of its last 5 batches (Kafka's
+//! For every producer id that wrote to the partition we keep its epoch, its
+//! last sequence, the sequences and offsets of its last 5 batches (Kafka's
 //! `max.in.flight.requests.per.connection` bound for idempotence, so a
 //! retried batch is always found), and the first offset of its open
-//! transaction. The open transactions' first offsets give the last stable
+//! transaction.
+//!
+//! A transaction marker empties the duplicate window but keeps the last
+//! sequence. A batch of a transaction is never retried after its marker
+//! (clients wait for every batch before EndTxn(commit); an abort gives up
+//! on the ones left), yet librdkafka, after an abort purged a batch it sent
+//! but never heard back about, sends its next transaction's first batch
+//! with that batch's sequences. Taken for a duplicate, the new batch would
+//! be acknowledged with the aborted batch's offsets and never written: its
+//! transaction would commit with those records missing. Across a marker it
+//! is an out-of-order sequence instead, which fails that transaction in
+//! the client, as it should. The open transactions' first offsets give the last stable
 //! offset (LSO): the smallest of them, or the high watermark if none.
 //!
 //! The state lives under the partition lock, so a check and the append it
@@ -16,11 +27,15 @@
 //! Snapshot layout (big-endian), checksummed so a torn file is ignored:
 //!
 //! ```text
-//! "FJPS" u32 version=1 | i64 offset | u32 count
+//! "FJPS" u32 version=2 | i64 offset | u32 count
 //! count × { i64 pid | i16 epoch | i64 last_timestamp_ms | i64 txn_first_offset (-1: none)
-//!           | i32 coordinator_epoch | u8 n | n × { i32 first_seq | i32 last_seq | i64 first_offset | i64 last_offset } }
+//!           | i32 coordinator_epoch | i32 last_seq (-1: none)
+//!           | u8 n | n × { i32 first_seq | i32 last_seq | i64 first_offset | i64 last_offset } }
 //! u32 CRC-32C of everything before it
 //! ```
+//!
+//! Version 1 (written before markers emptied the window) has no `last_seq`;
+//! it is read as its newest batch's.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -33,6 +48,9 @@ pub struct ProducerId(pub i64);
 /// A producer epoch; bumped to fence older incarnations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProducerEpoch(pub i16);
+
+/// The snapshot layout written (module docs); version 1 is still read.
+const SNAPSHOT_VERSION: u32 = 2;
 
 /// Batches remembered per producer for duplicate detection.
 pub const CACHED_BATCHES: usize = 5;
@@ -50,6 +68,10 @@ pub struct BatchMeta {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub epoch: i16,
+    /// The last sequence appended at `epoch` (-1: none yet).
+    pub last_seq: i32,
+    /// The duplicate window: the last batches of the open transaction (or,
+    /// for a producer without transactions, simply the last batches).
     pub batches: VecDeque<BatchMeta>,
     pub last_timestamp_ms: i64,
     /// First offset of the producer's open transaction here, if any.
@@ -61,6 +83,7 @@ impl Entry {
     fn new(epoch: i16) -> Self {
         Self {
             epoch,
+            last_seq: -1,
             batches: VecDeque::new(),
             last_timestamp_ms: -1,
             txn_first_offset: None,
@@ -162,7 +185,7 @@ impl ProducerStates {
             {
                 return Ok(Verdict::Duplicate(*d));
             }
-            let last = e.batches.back().map_or(-1, |b| b.last_seq);
+            let last = e.last_seq;
             if !in_sequence(last, h.base_sequence) {
                 return Err(ProducerError::OutOfOrder {
                     pid,
@@ -198,12 +221,14 @@ impl ProducerStates {
             .or_insert_with(|| Entry::new(h.producer_epoch));
         if h.producer_epoch != e.epoch {
             e.epoch = h.producer_epoch;
+            e.last_seq = -1;
             e.batches.clear();
         }
         if h.base_sequence >= 0 {
+            e.last_seq = h.base_sequence.wrapping_add(h.last_offset_delta);
             e.batches.push_back(BatchMeta {
                 first_seq: h.base_sequence,
-                last_seq: h.base_sequence.wrapping_add(h.last_offset_delta),
+                last_seq: e.last_seq,
                 first_offset,
                 last_offset,
             });
@@ -253,8 +278,10 @@ impl ProducerStates {
         let e = self.map.entry(pid).or_insert_with(|| Entry::new(epoch));
         if epoch > e.epoch {
             e.epoch = epoch;
-            e.batches.clear();
+            e.last_seq = -1;
         }
+        // The transaction's batches leave the duplicate window (module docs).
+        e.batches.clear();
         e.coordinator_epoch = coordinator_epoch;
         e.last_timestamp_ms = e.last_timestamp_ms.max(ts_ms);
         let first = e.txn_first_offset.take();
@@ -291,7 +318,7 @@ impl ProducerStates {
     pub fn to_snapshot(&self, offset: i64) -> Vec<u8> {
         let mut b = Vec::with_capacity(20 + self.map.len() * 64);
         b.extend_from_slice(b"FJPS");
-        b.extend_from_slice(&1u32.to_be_bytes());
+        b.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
         b.extend_from_slice(&offset.to_be_bytes());
         b.extend_from_slice(
             &u32::try_from(self.map.len())
@@ -307,6 +334,7 @@ impl ProducerStates {
             b.extend_from_slice(&e.last_timestamp_ms.to_be_bytes());
             b.extend_from_slice(&e.txn_first_offset.unwrap_or(-1).to_be_bytes());
             b.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+            b.extend_from_slice(&e.last_seq.to_be_bytes());
             b.push(u8::try_from(e.batches.len()).unwrap_or(u8::MAX));
             for m in &e.batches {
                 b.extend_from_slice(&m.first_seq.to_be_bytes());
@@ -328,7 +356,11 @@ impl ProducerStates {
             return None;
         }
         let mut r = Reader { b: body, at: 0 };
-        if r.take(4)? != b"FJPS" || r.u32()? != 1 {
+        if r.take(4)? != b"FJPS" {
+            return None;
+        }
+        let version = r.u32()?;
+        if version != 1 && version != SNAPSHOT_VERSION {
             return None;
         }
         let offset = r.i64()?;
@@ -340,6 +372,7 @@ impl ProducerStates {
             e.last_timestamp_ms = r.i64()?;
             let first = r.i64()?;
             e.coordinator_epoch = r.i32()?;
+            let last_seq = if version >= 2 { Some(r.i32()?) } else { None };
             let n = r.u8()?;
             for _ in 0..n {
                 e.batches.push_back(BatchMeta {
@@ -349,6 +382,7 @@ impl ProducerStates {
                     last_offset: r.i64()?,
                 });
             }
+            e.last_seq = last_seq.unwrap_or_else(|| e.batches.back().map_or(-1, |b| b.last_seq));
             if first >= 0 {
                 e.txn_first_offset = Some(first);
                 s.ongoing.insert(first, pid);
@@ -472,6 +506,74 @@ mod tests {
         let mut bad = snap.clone();
         bad[20] ^= 1;
         assert!(ProducerStates::from_snapshot(&bad).is_none());
+    }
+
+    #[test]
+    fn a_marker_ends_the_duplicate_window() {
+        // A transaction's batch, then its abort marker: a later batch with
+        // the same sequences (librdkafka after purging it) is out of order,
+        // never answered with the aborted batch's offsets.
+        let mut s = ProducerStates::default();
+        s.record(&header(1, 0, 0, 10, true), 0, 9, 0);
+        assert!(matches!(
+            s.check(&header(1, 0, 0, 10, true)),
+            Ok(Verdict::Duplicate(_))
+        ));
+        assert!(s.complete_txn(1, 0, 10, false, 0, 0).is_some());
+        assert_eq!(
+            s.check(&header(1, 0, 0, 10, true)),
+            Err(ProducerError::OutOfOrder {
+                pid: 1,
+                got: 0,
+                expected: 10
+            })
+        );
+        // The sequence goes on from the last one appended, across the
+        // marker and a snapshot of the state.
+        assert_eq!(s.check(&header(1, 0, 10, 10, true)), Ok(Verdict::Fresh));
+        let (back, _) = ProducerStates::from_snapshot(&s.to_snapshot(11)).unwrap();
+        assert_eq!(back.get(1), s.get(1));
+        assert_eq!(back.get(1).map(|e| e.last_seq), Some(9));
+        assert_eq!(back.check(&header(1, 0, 10, 10, true)), Ok(Verdict::Fresh));
+        assert!(back.check(&header(1, 0, 0, 10, true)).is_err());
+    }
+
+    #[test]
+    fn version_1_snapshots_still_load() {
+        // pid 4, epoch 2, one cached batch with sequences 5..=7, no transaction.
+        let mut b = b"FJPS".to_vec();
+        b.extend_from_slice(&1u32.to_be_bytes());
+        b.extend_from_slice(&30i64.to_be_bytes());
+        b.extend_from_slice(&1u32.to_be_bytes());
+        b.extend_from_slice(&4i64.to_be_bytes());
+        b.extend_from_slice(&2i16.to_be_bytes());
+        b.extend_from_slice(&100i64.to_be_bytes());
+        b.extend_from_slice(&(-1i64).to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        b.push(1);
+        for v in [5i32, 7] {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        for v in [20i64, 22] {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        let crc = crc32c::crc32c(&b);
+        b.extend_from_slice(&crc.to_be_bytes());
+        let (s, offset) = ProducerStates::from_snapshot(&b).unwrap();
+        assert_eq!(offset, 30);
+        assert_eq!(s.get(4).map(|e| e.last_seq), Some(7));
+        assert!(matches!(
+            s.check(&header(4, 2, 5, 3, false)),
+            Ok(Verdict::Duplicate(m)) if m.first_offset == 20
+        ));
+        assert_eq!(s.check(&header(4, 2, 8, 1, false)), Ok(Verdict::Fresh));
+        // An unknown version is refused.
+        let mut v9 = b.clone();
+        v9[7] = 9;
+        let n = v9.len() - 4;
+        let crc = crc32c::crc32c(&v9[..n]);
+        v9[n..].copy_from_slice(&crc.to_be_bytes());
+        assert!(ProducerStates::from_snapshot(&v9).is_none());
     }
 
     #[test]
