@@ -127,6 +127,59 @@ def test_idempotent_producer_exactly_once_under_cut_connections(tmp_path):
         assert not wrong, f"{len(wrong)} delivery reports name the wrong offset, first {wrong[:3]}"
 
 
+def test_sequence_reused_after_an_abort_is_not_a_duplicate(tmp_path):
+    """A transaction's batch reaches the broker and is appended, but the
+    connection dies before the answer; while the client cannot reconnect it
+    aborts, purging that batch (its outcome unknown to it), and librdkafka
+    then sends the next transaction's first batch with the purged batch's
+    sequence. The broker must not answer it as a duplicate of the aborted
+    batch (which would acknowledge records it never wrote, and let their
+    transaction commit without them): a commit that returns OK has its
+    records visible; one that fails leaves nothing. (Fjord answers
+    OUT_OF_ORDER_SEQUENCE_NUMBER: a marker ends the duplicate window.)"""
+    with proxied_broker(tmp_path) as (b, proxy):
+        topic = unique("seq-reuse")
+        create_topic(b, topic, 1)
+        tid = unique("seq-reuse-tid")
+        p = txn_producer(proxy.address, tid,
+                         **{"linger.ms": 0, "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 100,
+                            "retry.backoff.ms": 50, "retry.backoff.max.ms": 100})
+        p.init_transactions(T)
+        p.begin_transaction()
+        p.produce(topic, b"before", partition=0)
+        p.commit_transaction(T)
+        # The next Produce is appended, its answer lost; reconnects fail for 2 s.
+        proxy.cut_next_produce("applied", refuse_s=2.0)
+        p.begin_transaction()
+        p.produce(topic, b"aborted", partition=0)
+        p.flush(1.0)
+        p.abort_transaction(T)
+        p.begin_transaction()
+        p.produce(topic, b"after", partition=0)
+        try:
+            p.commit_transaction(T)
+            committed = True
+        except KafkaException as e:
+            # librdkafka 2.12 calls this "sequence desynchronization" and
+            # raises it as fatal: the instance is done.
+            print(f"commit after the abort failed: {e.args[0]}")
+            committed = False
+        # A new instance fences the old one and ends whatever it left open.
+        txn_producer(proxy.address, tid).init_transactions(T)
+        tps = [(topic, 0)]
+        wait_stable(b.bootstrap, tps)
+        ru = values(read_all(b.bootstrap, tps, RU)[(topic, 0)])
+        rc = values(read_all(b.bootstrap, tps, RC)[(topic, 0)])
+        print(f"committed={committed}; stored {ru}; visible {rc}; proxy cuts {proxy.cuts}")
+        assert proxy.cuts["applied"] == 1
+        assert b"aborted" in ru, "the cut batch was not appended: the scenario did not happen"
+        assert b"aborted" not in rc
+        assert (b"after" in rc) == committed, (
+            f"commit returned {'OK' if committed else 'an error'} but 'after' is "
+            f"{'' if b'after' in rc else 'not '}visible")
+        assert rc.count(b"before") == 1
+
+
 # ---------------------------------------------------------------- commit / abort
 
 

@@ -104,8 +104,9 @@ class FaultProxy:
                    the broker sends on that connection afterwards) is
                    swallowed, and the connection is closed 0.1 s later.
     A seeded random jitter (cut at n, n+1 or n+2) keeps the cut points from
-    lining up with the client's batching. Threads are daemons; stop() closes
-    every socket."""
+    lining up with the client's batching. cut_next_produce() forces one cut
+    and can refuse new connections for a while after it. Threads are
+    daemons; stop() closes every socket."""
 
     def __init__(self, upstream_port, cut_every=0, seed=0):
         self.upstream_port = upstream_port
@@ -117,6 +118,8 @@ class FaultProxy:
         self.cuts = {"lost": 0, "applied": 0}
         self.connections = 0
         self.on_forward = None  # called with the api_key of each request forwarded uncut
+        self.forced = None  # (kind, refuse_s) for the next Produce
+        self.refuse_until = 0.0  # new connections are closed at once until then
         self.stopped = threading.Event()
         self.socks = set()
         self.listener = socket.socket()
@@ -145,6 +148,13 @@ class FaultProxy:
             self.cut_every = n
             self.next_cut = self._plan(self.produce_seen)
 
+    def cut_next_produce(self, kind, refuse_s=0.0):
+        """Cut the next Produce request ("lost" or "applied"); then close
+        every new connection at once for `refuse_s` seconds (connections
+        already open, such as the one to the transaction coordinator, stay)."""
+        with self.lock:
+            self.forced = (kind, refuse_s)
+
     def stop(self):
         self.stopped.set()
         with self.lock:
@@ -170,6 +180,9 @@ class FaultProxy:
                 continue
             except OSError:
                 return
+            if time.monotonic() < self.refuse_until:
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
                 upstream.settimeout(None)
@@ -192,6 +205,12 @@ class FaultProxy:
             return None
         with self.lock:
             self.produce_seen += 1
+            if self.forced is not None:
+                kind, refuse_s = self.forced
+                self.forced = None
+                self.refuse_until = time.monotonic() + refuse_s
+                self.cuts[kind] += 1
+                return kind
             if self.next_cut is None or self.produce_seen < self.next_cut:
                 return None
             self.next_cut = self._plan(self.produce_seen)
