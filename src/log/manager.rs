@@ -544,7 +544,8 @@ fn open_partition(
             segs.push(Arc::new(seg));
         } else {
             let min = segs.last().map_or(base, |s| s.next_offset());
-            let (seg, scan) = Segment::recover(opts(base), active, min)?;
+            let rp = recovery_point.unwrap_or(i64::MIN);
+            let (seg, scan) = Segment::recover_after(opts(base), active, min, rp)?;
             report.segments_scanned += 1;
             let damaged = scan.valid_len < scan.file_len;
             if damaged {

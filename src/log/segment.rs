@@ -172,18 +172,40 @@ impl Segment {
         active: bool,
         min_offset: i64,
     ) -> std::io::Result<(Self, ScanResult)> {
+        Self::recover_after(o, active, min_offset, i64::MIN)
+    }
+
+    /// As `recover`, trusting the batches below `recovery_point` (synced
+    /// before that checkpoint was written): the scan resumes at the last
+    /// offset-index entry below it, if the batch that entry points at checks
+    /// out, instead of at the start of the file. Restart time then follows
+    /// what was written since the checkpoint, not the segment's size.
+    pub fn recover_after(
+        o: OpenOpts,
+        active: bool,
+        min_offset: i64,
+        recovery_point: i64,
+    ) -> std::io::Result<(Self, ScanResult)> {
         let path = log_path(&o.dir, o.base_offset);
         let file = OpenOptions::new().read(true).write(true).open(&path)?;
         let file_len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
         let scan_map = Map::new(&file, file_len)?;
         let base = o.base_offset;
         let interval = o.index_interval_bytes.max(1);
-        let mut idx = Indexes::default();
-        let mut pos = 0usize;
-        let mut next = base.max(min_offset);
+        let resume = resume_point(
+            &o.dir,
+            base,
+            &scan_map,
+            file_len,
+            min_offset,
+            recovery_point,
+        );
+        let (mut idx, mut pos, mut next, mut max_ts) = match resume {
+            Some(r) => (r.indexes, r.position, r.offset, r.max_ts),
+            None => (Indexes::default(), 0, base.max(min_offset), (-1i64, -1i64)),
+        };
         let mut batches = 0u64;
         let mut since_index = interval;
-        let mut max_ts = (-1i64, -1i64);
         while pos < file_len {
             let Some(rest) = scan_map.get(pos, file_len) else {
                 break;
@@ -474,6 +496,71 @@ impl Segment {
     }
 }
 
+/// Where `recover_after` may resume: the trusted index entries and the
+/// batch to scan from.
+struct Resume {
+    indexes: Indexes,
+    position: usize,
+    offset: i64,
+    max_ts: (i64, i64),
+}
+
+/// The last offset-index entry of the segment at `base` whose batch starts
+/// below `recovery_point`, if its entries before it ascend and the batch it
+/// points at is whole, has its CRC and carries the offset the entry names.
+/// Anything else (no index, a torn or stale one): `None`, scan it all.
+fn resume_point(
+    dir: &Path,
+    base: i64,
+    map: &Map,
+    file_len: usize,
+    min_offset: i64,
+    recovery_point: i64,
+) -> Option<Resume> {
+    if recovery_point <= base {
+        return None;
+    }
+    let loaded = Indexes::load(dir, base).ok()?;
+    let below =
+        |e: &OffsetEntry| base.saturating_add(i64::from(e.relative_offset)) < recovery_point;
+    let n = loaded.offsets.iter().take_while(|e| below(e)).count();
+    let kept = loaded.offsets.get(..n)?;
+    let ascending = kept.windows(2).all(|w| match w {
+        [a, b] => a.relative_offset < b.relative_offset && a.position < b.position,
+        _ => true,
+    });
+    let last = kept.last()?;
+    let position = usize::try_from(last.position).ok()?;
+    let offset = base.saturating_add(i64::from(last.relative_offset));
+    let span = batch::check_batch(map.get(position, file_len)?).ok()?;
+    if !ascending || span.header.base_offset != offset || offset < min_offset {
+        return None;
+    }
+    // The scan re-adds the entry for the batch it starts at.
+    let offsets = kept.get(..n - 1)?.to_vec();
+    let times: Vec<TimeEntry> = loaded
+        .times
+        .iter()
+        .take_while(|t| t.relative_offset < last.relative_offset)
+        .copied()
+        .collect();
+    let max_ts = times.last().map_or((-1, -1), |t| {
+        (
+            t.max_timestamp,
+            base.saturating_add(i64::from(t.relative_offset)),
+        )
+    });
+    let mut indexes = Indexes::default();
+    indexes.offsets = offsets;
+    indexes.times = times;
+    Some(Resume {
+        indexes,
+        position,
+        offset,
+        max_ts,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,6 +639,73 @@ mod tests {
         // Appending after recovery continues at the right offset.
         let n = append(&seg, seg.next_offset(), 1, 99);
         assert_eq!(n, 21);
+    }
+
+    #[test]
+    fn recover_after_resumes_below_the_recovery_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = Segment::create(opts(dir.path(), 0)).unwrap();
+        let mut next = 0;
+        for i in 0..20 {
+            next = append(&seg, next, 3, 1000 + i);
+        }
+        let good_len = seg.committed_len();
+        drop(seg);
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(log_path(dir.path(), 0))
+            .unwrap();
+        std::io::Write::write_all(&mut f, &[7u8; 33]).unwrap();
+        drop(f);
+        let full = |dir: &Path| {
+            let copy = tempfile::tempdir().unwrap();
+            for name in [
+                "00000000000000000000.log",
+                "00000000000000000000.index",
+                "00000000000000000000.timeindex",
+            ] {
+                std::fs::copy(dir.join(name), copy.path().join(name)).unwrap();
+            }
+            copy
+        };
+        let reference_dir = full(dir.path());
+        let (reference, whole) = Segment::recover(opts(reference_dir.path(), 0), true, 0).unwrap();
+        assert_eq!(whole.batches, 20);
+        let resumed_dir = full(dir.path());
+        let (seg, scan) = Segment::recover_after(opts(resumed_dir.path(), 0), true, 0, 45).unwrap();
+        // Only the batches from the last index entry below offset 45 on.
+        assert!(scan.batches < 8, "scanned {} batches", scan.batches);
+        assert_eq!((scan.valid_len, scan.next_offset), (good_len, 60));
+        for o in 0..60 {
+            let (a, b) = (seg.locate(o).unwrap(), reference.locate(o).unwrap());
+            assert_eq!(
+                (a.position, a.header.base_offset),
+                (b.position, b.header.base_offset)
+            );
+        }
+        for ts in [999, 1000, 1007, 1015, 1021] {
+            let (a, b) = (seg.locate_time(ts), reference.locate_time(ts));
+            assert_eq!(a.map(|l| l.position), b.map(|l| l.position), "ts {ts}");
+        }
+        assert_eq!(seg.max_timestamp(), reference.max_timestamp());
+        // An index entry that points into the middle of a batch is not
+        // trusted: the whole segment is scanned.
+        let bad_dir = full(dir.path());
+        let idx = bad_dir.path().join("00000000000000000000.index");
+        let mut raw = std::fs::read(&idx).unwrap();
+        let n = raw.len();
+        raw[n - 1] ^= 4;
+        std::fs::write(&idx, &raw).unwrap();
+        let (_, scan) = Segment::recover_after(opts(bad_dir.path(), 0), true, 0, 1000).unwrap();
+        assert_eq!((scan.batches, scan.next_offset), (20, 60));
+        // No index at all, or a recovery point at the base: a whole scan.
+        let none_dir = full(dir.path());
+        std::fs::remove_file(none_dir.path().join("00000000000000000000.index")).unwrap();
+        let (_, scan) = Segment::recover_after(opts(none_dir.path(), 0), true, 0, 45).unwrap();
+        assert_eq!(scan.batches, 20);
+        let (_, scan) =
+            Segment::recover_after(opts(full(dir.path()).path(), 0), true, 0, 0).unwrap();
+        assert_eq!(scan.batches, 20);
     }
 
     #[test]
