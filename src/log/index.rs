@@ -16,7 +16,10 @@
 //! far and the batch where it was reached, only when it grew.
 //!
 //! The active segment keeps its entries in sorted vectors (8 bytes per
-//! ~4 KiB of log, 0.2 %) and appends each new one to its file. A sealed
+//! ~4 KiB of log, 0.2 %) and appends each new one to its file. A new
+//! segment creates its files with its first entry, not before: a partition
+//! that was never written to has no index files, which halves the inodes
+//! CreateTopics allocates (the file system's allocator is most of its time). A sealed
 //! segment's index files are memory-mapped on first lookup and searched in
 //! place, so start-up reads none of them and a replay of old data leaves
 //! them to the page cache rather than the heap.
@@ -48,6 +51,8 @@ pub struct Indexes {
     pub times: Vec<TimeEntry>,
     offset_file: Option<File>,
     time_file: Option<File>,
+    /// A new segment's files, created with their first entry.
+    pending: Option<(PathBuf, PathBuf)>,
     /// Sealed segments: the index files, mapped read-only.
     mapped: Option<(Map, Map)>,
 }
@@ -158,29 +163,61 @@ impl Indexes {
             offset_file: None,
             time_file: None,
             mapped: None,
+            pending: None,
         })
     }
 
-    /// Starts empty index files for a segment that will be appended to.
+    /// Starts empty indexes for a segment that will be appended to; their
+    /// files appear with the first entry. Files a former segment with the
+    /// same base left behind are removed, so none is read as this one's.
     pub fn create(dir: &Path, base: i64) -> std::io::Result<Self> {
-        let open = |p: PathBuf| {
-            OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .open(p)
-        };
+        let paths = (offset_index_path(dir, base), time_index_path(dir, base));
+        for p in [&paths.0, &paths.1] {
+            match std::fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
         Ok(Self {
-            offsets: Vec::new(),
-            times: Vec::new(),
-            offset_file: Some(open(offset_index_path(dir, base))?),
-            time_file: Some(open(time_index_path(dir, base))?),
-            mapped: None,
+            pending: Some(paths),
+            ..Self::default()
         })
+    }
+
+    /// Creates both files of a new segment, on its first entry.
+    fn open_pending(&mut self) -> std::io::Result<()> {
+        if let Some((o, t)) = self.pending.take() {
+            let open = |p: PathBuf| {
+                OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(true)
+                    .open(p)
+            };
+            self.offset_file = Some(open(o)?);
+            self.time_file = Some(open(t)?);
+        }
+        Ok(())
     }
 
     /// Rewrites both files from the in-memory entries (after a rebuild).
+    /// With no entries no file is created (a segment never written to has
+    /// none, and a restart must not allocate two inodes per idle
+    /// partition); existing ones are emptied.
     pub fn persist(&mut self, dir: &Path, base: i64) -> std::io::Result<()> {
+        if self.offsets.is_empty() && self.times.is_empty() {
+            let paths = (offset_index_path(dir, base), time_index_path(dir, base));
+            for p in [&paths.0, &paths.1] {
+                match OpenOptions::new().write(true).truncate(true).open(p) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            self.offset_file = None;
+            self.time_file = None;
+            self.pending = Some(paths);
+            return Ok(());
+        }
         let mut o = Vec::with_capacity(self.offsets.len() * 8);
         for e in &self.offsets {
             o.extend_from_slice(&e.relative_offset.to_be_bytes());
@@ -205,10 +242,12 @@ impl Indexes {
         tf.write_all(&t)?;
         self.offset_file = Some(of);
         self.time_file = Some(tf);
+        self.pending = None;
         Ok(())
     }
 
     pub fn push_offset(&mut self, e: OffsetEntry) -> std::io::Result<()> {
+        self.open_pending()?;
         if let Some(f) = self.offset_file.as_mut() {
             let mut b = [0u8; 8];
             b[..4].copy_from_slice(&e.relative_offset.to_be_bytes());
@@ -220,6 +259,7 @@ impl Indexes {
     }
 
     pub fn push_time(&mut self, e: TimeEntry) -> std::io::Result<()> {
+        self.open_pending()?;
         if let Some(f) = self.time_file.as_mut() {
             let mut b = [0u8; 12];
             b[..8].copy_from_slice(&e.max_timestamp.to_be_bytes());
@@ -298,6 +338,40 @@ mod tests {
         assert_eq!(ix.position_for(50), 4100);
         assert_eq!(ix.position_for(99), 4100);
         assert_eq!(ix.position_for(1000), 8200);
+    }
+
+    #[test]
+    fn files_appear_with_the_first_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let (o, t) = (
+            offset_index_path(dir.path(), 7),
+            time_index_path(dir.path(), 7),
+        );
+        // A stale file of a former segment with the same base goes.
+        std::fs::write(&o, [1u8; 8]).unwrap();
+        let mut ix = Indexes::create(dir.path(), 7).unwrap();
+        assert!(!o.exists() && !t.exists());
+        // Persisting nothing creates nothing.
+        ix.persist(dir.path(), 7).unwrap();
+        assert!(!o.exists() && !t.exists());
+        ix.push_offset(OffsetEntry {
+            relative_offset: 0,
+            position: 0,
+        })
+        .unwrap();
+        ix.push_time(TimeEntry {
+            max_timestamp: 5,
+            relative_offset: 0,
+        })
+        .unwrap();
+        assert_eq!(std::fs::metadata(&o).unwrap().len(), 8);
+        assert_eq!(std::fs::metadata(&t).unwrap().len(), 12);
+        let back = Indexes::load(dir.path(), 7).unwrap();
+        assert_eq!((back.offsets.len(), back.times.len()), (1, 1));
+        // Persisting an emptied index empties the files it has.
+        let mut empty = Indexes::default();
+        empty.persist(dir.path(), 7).unwrap();
+        assert_eq!(std::fs::metadata(&o).unwrap().len(), 0);
     }
 
     #[test]
