@@ -21,6 +21,7 @@ Systems:
   fjord          target/release/fjord, --durability as given (page-cache by default)
   fjord-fsync    the same in fsync durability (W1f: --systems fjord,fjord-fsync --workloads W1)
   fjord-nometrics  fjord with --admin-listen off (the cost of the metrics)
+  fjord-base     the binary named by $FJORD_BASE_BIN (an older build: A/B of a change)
   tansu-memory   Tansu 0.6 with its memory:// engine (everything in RAM)
   tansu-sqlite   Tansu 0.6 with sqlite:// (its durable local engine)
 Tansu is not built by the test command (about 35 minutes here): install it
@@ -28,6 +29,9 @@ once with `cargo install tansu@0.6.0 --locked --features dynostore,libsql`.
 
 W7 (restart after SIGKILL with the data written so far; time to the first
 Metadata answer) runs last in each repetition, on durable systems only.
+W7c is W7 killed after the broker's recovery checkpoint has passed (it waits
+11 s: fjord checkpoints every 10 s), so it measures what a restart costs
+beyond re-verifying the bytes written since the last checkpoint.
 """
 import argparse
 import datetime
@@ -57,6 +61,13 @@ def free_port():
     return port
 
 
+def base_binary():
+    path = os.environ.get("FJORD_BASE_BIN", "")
+    if not os.access(path, os.X_OK):
+        raise SystemExit("fjord-base needs FJORD_BASE_BIN=<an older fjord build>")
+    return path
+
+
 def tansu_binary():
     path = shutil.which("tansu") or os.path.expanduser("~/.cargo/bin/tansu")
     if not os.access(path, os.X_OK):
@@ -70,7 +81,8 @@ def command(system, data, port, durability):
     if system.startswith("fjord"):
         dur = "fsync" if system == "fjord-fsync" else durability
         admin = "off" if system == "fjord-nometrics" else f"127.0.0.1:{free_port()}"
-        return [FJORD, "--data-dir", data, "--listen", addr, "--advertise", addr, "--registry-listen", "off",
+        exe = base_binary() if system == "fjord-base" else FJORD
+        return [exe, "--data-dir", data, "--listen", addr, "--advertise", addr, "--registry-listen", "off",
                 "--admin-listen", admin, "--durability", dur, "--num-partitions", "6"]
     # Tansu reads sqlite://FILE relative to its working directory (the data dir).
     engine = {"tansu-memory": "memory://tansu/", "tansu-sqlite": "sqlite://tansu.db"}[system]
@@ -115,7 +127,7 @@ class Running:
 # Figures that restate a workload's size rather than measure it.
 INPUTS = {"MB", "msgs", "samples"}
 
-DURABLE = {"fjord", "fjord-fsync", "fjord-nometrics", "tansu-sqlite"}
+DURABLE = {"fjord", "fjord-fsync", "fjord-nometrics", "fjord-base", "tansu-sqlite"}
 
 
 def one_run(system, workloads, args):
@@ -128,16 +140,19 @@ def one_run(system, workloads, args):
         out["W0"] = {"s": r.first_metadata_s, "idle rss MB": loadgen.rss_kb(r.proc.pid) / 1024}
         ctx = loadgen.context(r.bootstrap, r.proc.pid, args.scale)
         for w in workloads:
-            if w in ("W0", "W7"):
+            if w in ("W0", "W7", "W7c"):
                 continue
             try:
                 out[w] = loadgen.run(w, ctx)
             except Exception as e:  # noqa: BLE001 - one failed workload does not end the run
                 print(f"  {system} {w}: {e}", file=sys.stderr)
-        if "W7" in workloads and system in DURABLE:
+        restart = [w for w in ("W7", "W7c") if w in workloads]
+        if restart and system in DURABLE:
+            if restart[-1] == "W7c":
+                time.sleep(11)
             r.kill()
             r.start()
-            out["W7"] = {"s": r.first_metadata_s, "data MB": du_mb(data)}
+            out[restart[-1]] = {"s": r.first_metadata_s, "data MB": du_mb(data)}
     finally:
         r.stop()
         shutil.rmtree(data, ignore_errors=True)
@@ -208,6 +223,8 @@ def versions(systems):
                                            capture_output=True, text=True).stdout.strip())
     except OSError:
         pass
+    if "fjord-base" in systems:
+        v.append("fjord-base " + base_binary())
     if any(s.startswith("tansu") for s in systems):
         out = subprocess.run([tansu_binary(), "--version"], capture_output=True, text=True)
         v.append((out.stdout or out.stderr).strip() or "tansu (version unknown)")
@@ -231,6 +248,8 @@ def main():
         raise SystemExit("build it first: cargo build --release")
     if any(s.startswith("tansu") for s in systems):
         tansu_binary()
+    if "fjord-base" in systems:
+        base_binary()
     loadgen.perf_binary()
     load0 = os.getloadavg()
     results = {s: [] for s in systems}
