@@ -5,7 +5,8 @@
 //! last sequence, the sequences and offsets of its last 5 batches (Kafka's
 //! `max.in.flight.requests.per.connection` bound for idempotence, so a
 //! retried batch is always found), and the first offset of its open
-//! transaction.
+//! transaction. The open transactions' first offsets give the last stable
+//! offset (LSO): the smallest of them, or the high watermark if none.
 //!
 //! A transaction marker empties the duplicate window but keeps the last
 //! sequence. A batch of a transaction is never retried after its marker
@@ -16,8 +17,7 @@
 //! be acknowledged with the aborted batch's offsets and never written: its
 //! transaction would commit with those records missing. Across a marker it
 //! is an out-of-order sequence instead, which fails that transaction in
-//! the client, as it should. The open transactions' first offsets give the last stable
-//! offset (LSO): the smallest of them, or the high watermark if none.
+//! the client, as it should.
 //!
 //! The state lives under the partition lock, so a check and the append it
 //! allows are atomic. It is rebuilt at start-up from the newest snapshot
