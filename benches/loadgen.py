@@ -157,6 +157,14 @@ def create_topic(bootstrap, topic, partitions, timeout_ms=60000):
 
 W1_ARGS = ["-a", "-1", "-X", "linger.ms=5", "-X", "batch.size=1048576"]
 
+# rdkafka_performance replaces three of librdkafka's producer defaults with its
+# own (linger.ms=1000, message.send.max.retries=3, retry.backoff.ms=500).
+# "Client defaults" means librdkafka's, so the latency workload puts them back:
+# with linger.ms=1000 a batch closes only when batch.size (1 MB) fills, which
+# at 20 MB/s holds each record for ~25 ms on average, whatever the broker does.
+CLIENT_DEFAULTS = ["-X", "linger.ms=5", "-X", "message.send.max.retries=2147483647",
+                   "-X", "retry.backoff.ms=100"]
+
 
 def _produce(bootstrap, topic, size, count, extra=(), gen_cpu="0"):
     row = perf(bootstrap, ["-P", "-t", topic, "-s", str(size), "-c", str(count)] + W1_ARGS + list(extra),
@@ -195,6 +203,13 @@ def w2(ctx):
             "msgs": row["msgs"]}
 
 
+# rdkafka_performance's limiter sleeps its interval after each send, so its
+# per-message cost comes on top: asked for 20k msg/s it sends ~18k here. W3
+# asks this much more to reach the rate (BENCH.md: within 2 %), and reports
+# what it reached ("rate %").
+W3_LIMITER_SLACK = 1.11
+
+
 def w3(ctx, rate=20_000, seconds=30):
     """End-to-end latency: a producer stamping each record, a consumer on the
     same partition reading the stamps (rdkafka_performance -l)."""
@@ -215,8 +230,9 @@ def w3(ctx, rate=20_000, seconds=30):
     t = threading.Thread(target=consume)
     t.start()
     time.sleep(2)  # the consumer is at the end before the first record
-    prod = perf(ctx["bootstrap"], ["-P", "-l", "-t", topic, "-p", "0", "-s", "1024", "-r", str(rate),
-                                   "-c", str(n)], gen_cpu=ctx["gen_cpu"])
+    asked = int(rate * W3_LIMITER_SLACK)
+    prod = perf(ctx["bootstrap"], ["-P", "-l", "-t", topic, "-p", "0", "-s", "1024", "-r", str(asked),
+                                   "-c", str(n)] + CLIENT_DEFAULTS, gen_cpu=ctx["gen_cpu"])
     t.join(PERF_TIMEOUT_S)
     if "error" in consumer_box:
         raise consumer_box["error"]
@@ -228,7 +244,7 @@ def w3(ctx, rate=20_000, seconds=30):
     q = lambda p: lat_us[min(len(lat_us) - 1, int(p * len(lat_us)))] / 1000.0  # noqa: E731
     achieved = prod["msgs"] / (prod["elapsed"] / 1000.0)
     return {"p50 ms": q(0.50), "p99 ms": q(0.99), "p99.9 ms": q(0.999), "max ms": lat_us[-1] / 1000.0,
-            "msg/s": achieved, "samples": len(lat_us)}
+            "msg/s": achieved, "rate %": 100.0 * achieved / rate, "samples": len(lat_us)}
 
 
 def w4(ctx):
