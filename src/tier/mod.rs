@@ -22,7 +22,7 @@
 
 pub mod read;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -56,6 +56,9 @@ pub struct TierPartition {
     pub reader: RemoteReader,
     backoff: Mutex<Backoff>,
     recovered: AtomicBool,
+    /// Held for a whole round over the partition, and by `forget_topic`
+    /// while it deletes: a round never writes after the deletion.
+    round: tokio::sync::Mutex<()>,
 }
 
 pub struct Tier {
@@ -63,6 +66,10 @@ pub struct Tier {
     cache: Arc<ChunkCache>,
     read_opts: ReadOptions,
     parts: Mutex<HashMap<(Uuid, i32), Arc<TierPartition>>>,
+    /// Ids of topics deleted while running: no round touches them again (a
+    /// round may have listed the topic before it was deleted). 16 bytes per
+    /// deleted topic, for the process's life.
+    forgotten: Mutex<HashSet<Uuid>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -162,6 +169,7 @@ impl Tier {
                 read_ahead_chunks: 2,
             },
             parts: Mutex::new(HashMap::new()),
+            forgotten: Mutex::new(HashSet::new()),
         })))
     }
 
@@ -200,6 +208,7 @@ impl Tier {
             remote,
             backoff: Mutex::new(Backoff::new(BACKOFF_INITIAL_MS, BACKOFF_MAX_MS)),
             recovered: AtomicBool::new(false),
+            round: tokio::sync::Mutex::new(()),
         });
         let mut g = lock(&self.parts);
         Ok(Arc::clone(g.entry((topic_id, index)).or_insert(tp)))
@@ -209,11 +218,18 @@ impl Tier {
     /// deletes a topic's remote data with it. A failure is logged; what is
     /// left lies under the old topic id, which no new topic reuses.
     pub fn forget_topic(self: &Arc<Self>, name: String, topic_id: Uuid, partitions: i32) {
+        lock(&self.forgotten).insert(topic_id);
         let me = Arc::clone(self);
         tokio::spawn(async move {
             use futures::{StreamExt, TryStreamExt};
             for index in 0..partitions {
-                lock(&me.parts).remove(&(topic_id, index));
+                let tp = lock(&me.parts).remove(&(topic_id, index));
+                // Wait out a round already under way: it may still write a
+                // manifest or upload, and must do so before the listing.
+                let _round = match &tp {
+                    Some(tp) => Some(tp.round.lock().await),
+                    None => None,
+                };
                 let layout = PartitionLayout::new(
                     &me.location.prefix,
                     &name,
@@ -232,6 +248,10 @@ impl Tier {
                 }
             }
         });
+    }
+
+    fn is_forgotten(&self, topic_id: Uuid) -> bool {
+        lock(&self.forgotten).contains(&topic_id)
     }
 
     /// One round over every tiered partition.
@@ -285,7 +305,16 @@ impl Tier {
         p: &Arc<Partition>,
         now_ms: i64,
     ) -> TierResult<()> {
+        if self.is_forgotten(topic_id) {
+            return Ok(());
+        }
         let tp = self.partition(topic, topic_id, p.index).await?;
+        let _round = tp.round.lock().await;
+        if self.is_forgotten(topic_id) {
+            // Deleted since this round listed it (see `forget_topic`).
+            lock(&self.parts).remove(&(topic_id, p.index));
+            return Ok(());
+        }
         let remote = &tp.remote;
         if !tp.recovered.load(Ordering::Acquire) {
             let part = Arc::clone(p);
