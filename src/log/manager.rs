@@ -278,7 +278,7 @@ impl LogManager {
     }
 
     /// Creates partitions `indexes` of a topic, empty, on a blocking thread
-    /// (a thousand of them take a while; the runtime keeps serving).
+    /// (each is a `stat`, and a stale directory may need removing).
     async fn new_partitions(
         &self,
         meta: &TopicMeta,
@@ -464,9 +464,16 @@ impl LogManager {
     }
 }
 
+/// Base offsets of the segment files in `pdir`, ascending; none if the
+/// directory does not exist (a partition never written to).
 fn segment_bases(pdir: &Path) -> std::io::Result<Vec<i64>> {
     let mut bases = Vec::new();
-    for e in std::fs::read_dir(pdir)? {
+    let entries = match std::fs::read_dir(pdir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(bases),
+        Err(e) => return Err(e),
+    };
+    for e in entries {
         let name = e?.file_name();
         let name = name.to_string_lossy();
         if name.ends_with(super::cleaner::CLEANED_SUFFIX) {
@@ -495,19 +502,7 @@ fn open_partition(
     report: &mut RecoveryReport,
 ) -> std::io::Result<Partition> {
     let pdir = dir.join(dir_name(&meta.name, p));
-    std::fs::create_dir_all(&pdir)?;
-    let mut bases = segment_bases(&pdir)?;
-    if bases.is_empty() {
-        let start = read_log_start(&pdir);
-        Segment::create(OpenOpts {
-            dir: pdir.clone(),
-            base_offset: start,
-            capacity: 0,
-            index_interval_bytes: 1,
-            now_ms,
-        })?;
-        bases.push(start);
-    }
+    let bases = segment_bases(&pdir)?;
     let opts = |base: i64| OpenOpts {
         dir: pdir.clone(),
         base_offset: base,
@@ -515,6 +510,22 @@ fn open_partition(
         index_interval_bytes: cfg.index_interval_bytes,
         now_ms,
     };
+    if bases.is_empty() {
+        // Never written to (or emptied): a lazy segment at the log start,
+        // with no file until the first append.
+        let start = read_log_start(&pdir);
+        let segs = vec![Arc::new(Segment::lazy(opts(start)))];
+        let txn = super::recovery::rebuild(&pdir, &segs, start, start);
+        return Ok(Partition::new(
+            &meta.name,
+            p,
+            pdir,
+            segs,
+            start,
+            meta.leader_epoch,
+            txn,
+        ));
+    }
     // Index of the first segment that must be scanned.
     let first_scan = match recovery_point {
         None => bases.len(),
@@ -612,14 +623,10 @@ fn remove_orphans(dir: &Path, topics: &HashMap<String, Arc<Topic>>) -> std::io::
     Ok(())
 }
 
-/// Threads syncing new partition directories at once.
-const SYNC_THREADS: usize = 16;
-
-/// Every partition's directory and empty segment first, then their
-/// directory entries synced from [`SYNC_THREADS`] threads at once (the
-/// filesystem's journal folds concurrent syncs into a few commits, where
-/// one after another a thousand partitions took over a second), then the
-/// data directory once.
+/// New, empty partitions: each with a lazy segment, so nothing is created on
+/// disk until a partition's first append (which makes its directory and
+/// segment file and syncs their entries). A directory left by an earlier
+/// topic of the same name (an interrupted delete) is removed first.
 fn create_partitions(
     dir: &Path,
     meta: &TopicMeta,
@@ -627,46 +634,34 @@ fn create_partitions(
     cfg: &LogConfig,
     now_ms: i64,
 ) -> std::io::Result<Vec<Arc<Partition>>> {
+    let mut removed = false;
     let mut made = Vec::new();
     for p in indexes {
         let pdir = dir.join(dir_name(&meta.name, p));
         if pdir.exists() {
             std::fs::remove_dir_all(&pdir)?;
+            removed = true;
         }
-        std::fs::create_dir_all(&pdir)?;
-        let seg = Segment::create(OpenOpts {
+        let seg = Segment::lazy(OpenOpts {
             dir: pdir.clone(),
             base_offset: 0,
             capacity: cfg.segment_bytes,
             index_interval_bytes: cfg.index_interval_bytes,
             now_ms,
-        })?;
-        made.push((p, pdir, seg));
+        });
+        made.push(Arc::new(Partition::new(
+            &meta.name,
+            p,
+            pdir,
+            vec![Arc::new(seg)],
+            0,
+            meta.leader_epoch,
+            super::partition::TxnState::default(),
+        )));
     }
-    let per_thread = made.len().div_ceil(SYNC_THREADS).max(1);
-    std::thread::scope(|s| {
-        let workers: Vec<_> = made
-            .chunks(per_thread)
-            .map(|chunk| s.spawn(move || chunk.iter().try_for_each(|(_, d, _)| sync_dir(d))))
-            .collect();
-        workers.into_iter().try_for_each(|w| {
-            w.join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("sync thread panicked")))
-        })
-    })?;
-    sync_dir(dir)?;
-    Ok(made
-        .into_iter()
-        .map(|(p, pdir, seg)| {
-            Arc::new(Partition::new(
-                &meta.name,
-                p,
-                pdir,
-                vec![Arc::new(seg)],
-                0,
-                meta.leader_epoch,
-                super::partition::TxnState::default(),
-            ))
-        })
-        .collect())
+    if removed {
+        // The old data must not come back after a crash as the new topic's.
+        sync_dir(dir)?;
+    }
+    Ok(made)
 }

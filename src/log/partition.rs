@@ -366,7 +366,8 @@ impl Partition {
                 let files = st
                     .segments
                     .last()
-                    .map(|s| vec![s.file().clone()])
+                    .and_then(|s| s.file())
+                    .map(|f| vec![f.clone()])
                     .unwrap_or_default();
                 return Ok(Appended {
                     base_offset: d.first_offset,
@@ -399,7 +400,7 @@ impl Partition {
                 let first = last - i64::from(span.header.last_offset_delta);
                 st.producers.record(&span.header, first, last, now_ms);
             }
-            if let Some(f) = st.segments.last().map(|s| s.file()) {
+            if let Some(f) = st.segments.last().and_then(|s| s.file()) {
                 if !files.iter().any(|x| Arc::ptr_eq(x, f)) {
                     files.push(f.clone());
                 }
@@ -454,7 +455,8 @@ impl Partition {
         let files = st
             .segments
             .last()
-            .map(|s| vec![s.file().clone()])
+            .and_then(|s| s.file())
+            .map(|f| vec![f.clone()])
             .unwrap_or_default();
         let next = st.next_offset;
         self.lso.store(st.last_stable(), Ordering::Release);
@@ -579,11 +581,10 @@ impl Partition {
         if let Some(old) = st.segments.last() {
             old.seal();
             // The old segment's data must reach disk before the recovery point
-            // can pass it; the checkpointer syncs it. Here only make the new
-            // file's directory entry durable.
+            // can pass it; the checkpointer syncs it. Creating the new file
+            // makes its directory entry durable.
         }
         let seg = Segment::create(self.opts(base, capacity, interval, now_ms))?;
-        sync_dir(&self.dir)?;
         let mut segs: Vec<Arc<Segment>> = st.segments.iter().cloned().collect();
         segs.push(Arc::new(seg));
         st.segments = Arc::new(segs);
@@ -770,6 +771,8 @@ impl Partition {
     /// the sealed segments wholly below it.
     pub fn advance_local_start(&self, offset: i64) -> std::io::Result<()> {
         let target = self.local_log_start().max(offset);
+        // An idle partition may have no directory yet (lazy segments).
+        ensure_dir(&self.dir)?;
         write_atomic(
             &self.dir.join(LOG_START_FILE),
             target.to_string().as_bytes(),
@@ -845,6 +848,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         sync_dir(parent)?;
     }
     Ok(())
+}
+
+/// Creates `dir` (one level) if it is missing; a new directory's entry is
+/// synced in its parent, so files later synced inside it stay reachable.
+pub fn ensure_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => match dir.parent() {
+            Some(parent) => sync_dir(parent),
+            None => Ok(()),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// fsyncs a directory so that created, renamed or removed entries persist.

@@ -6,17 +6,23 @@
 //! tell a torn tail from good data. Appends happen only under the owning
 //! partition's lock; reads happen concurrently from the memory map and stay
 //! below `committed_len`, which is published after each write completes.
+//!
+//! A segment may be *lazy*: a new partition's first segment has no file (nor
+//! directory) until its first append. Creating a topic of a thousand
+//! partitions then costs no inodes, which on ext4 took over a second; an idle
+//! partition owns nothing on disk, and a restart does not create files for it.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 
 use super::index::{Indexes, OffsetEntry, TimeEntry};
 use super::mmap::Map;
+use super::partition::{ensure_dir, sync_dir};
 use crate::protocol::batch::{self, BatchHeader, BatchSpan};
 
 pub fn log_path(dir: &Path, base: i64) -> PathBuf {
@@ -31,11 +37,19 @@ pub struct Located {
     pub len: usize,
 }
 
+/// A segment's file and its read-only map.
+struct Backing {
+    file: Arc<File>,
+    map: Map,
+}
+
 pub struct Segment {
     pub base_offset: i64,
     dir: PathBuf,
-    file: Arc<File>,
-    map: Map,
+    /// Set at creation, or by the first append of a lazy segment.
+    backing: OnceLock<Backing>,
+    /// Map length when a lazy segment makes its file (segment.bytes).
+    capacity: usize,
     /// Bytes readers may see; only grows, published after each write.
     committed_len: AtomicUsize,
     /// Offset after the last batch in this segment.
@@ -84,26 +98,80 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Segment {
-    /// Creates a new, empty segment file (the active segment).
+    /// Creates a new, empty segment file (the active segment), its
+    /// directory if missing, and syncs the new entries.
     pub fn create(o: OpenOpts) -> std::io::Result<Self> {
-        let path = log_path(&o.dir, o.base_offset);
+        let seg = Self::lazy(o);
+        seg.backing()?;
+        Ok(seg)
+    }
+
+    /// A new, empty active segment that touches no file until its first
+    /// append (see the module doc).
+    pub fn lazy(o: OpenOpts) -> Self {
+        Self::assemble_with(o, OnceLock::new(), 0, Some(Indexes::default()))
+    }
+
+    /// The file and map, made now for a lazy segment: the directory (synced
+    /// in its parent when new), the file, then the directory synced so the
+    /// file's entry is durable before anything in it is acknowledged.
+    /// Called under the partition lock (appends), so never concurrently.
+    fn backing(&self) -> std::io::Result<&Backing> {
+        if let Some(b) = self.backing.get() {
+            return Ok(b);
+        }
+        ensure_dir(&self.dir)?;
+        let path = log_path(&self.dir, self.base_offset);
         let file = OpenOptions::new()
             .create(true)
             .truncate(true)
             .read(true)
             .write(true)
             .open(&path)?;
-        let idx = Indexes::create(&o.dir, o.base_offset)?;
-        let map = Map::new(&file, o.capacity)?;
-        Ok(Self::assemble(o, file, map, 0, Some(idx)))
+        let idx = Indexes::create(&self.dir, self.base_offset)?;
+        let map = Map::new(&file, self.capacity)?;
+        sync_dir(&self.dir)?;
+        *lock(&self.indexes) = Some(idx);
+        let _ = self.backing.set(Backing {
+            file: Arc::new(file),
+            map,
+        });
+        self.backing
+            .get()
+            .ok_or_else(|| std::io::Error::other("segment file not set"))
+    }
+
+    fn map(&self) -> Option<&Map> {
+        self.backing.get().map(|b| &b.map)
+    }
+
+    /// Zero-copy bytes `start..end`; a lazy segment has only the empty range.
+    fn bytes(&self, start: usize, end: usize) -> Option<Bytes> {
+        match self.map() {
+            Some(m) => m.bytes(start, end),
+            None => (start == 0 && end == 0).then(Bytes::new),
+        }
     }
 
     fn assemble(o: OpenOpts, file: File, map: Map, len: usize, idx: Option<Indexes>) -> Self {
+        let backing = OnceLock::from(Backing {
+            file: Arc::new(file),
+            map,
+        });
+        Self::assemble_with(o, backing, len, idx)
+    }
+
+    fn assemble_with(
+        o: OpenOpts,
+        backing: OnceLock<Backing>,
+        len: usize,
+        idx: Option<Indexes>,
+    ) -> Self {
         Self {
             base_offset: o.base_offset,
             dir: o.dir,
-            file: Arc::new(file),
-            map,
+            backing,
+            capacity: o.capacity,
             committed_len: AtomicUsize::new(len),
             next_offset: AtomicI64::new(o.base_offset),
             max_timestamp: AtomicI64::new(-1),
@@ -139,7 +207,7 @@ impl Segment {
         let mut end = None;
         let mut pos = start;
         while pos < len {
-            let Some(rest) = seg.map.get(pos, len) else {
+            let Some(rest) = seg.map().and_then(|m| m.get(pos, len)) else {
                 break;
             };
             let Ok(span) = batch::check_batch(rest) else {
@@ -269,8 +337,9 @@ impl Segment {
         &self.dir
     }
 
-    pub fn file(&self) -> &Arc<File> {
-        &self.file
+    /// The segment's file; `None` for a lazy segment not yet appended to.
+    pub fn file(&self) -> Option<&Arc<File>> {
+        self.backing.get().map(|b| &b.file)
     }
 
     pub fn committed_len(&self) -> usize {
@@ -288,7 +357,9 @@ impl Segment {
 
     /// Room left before the map (and so the segment) is full.
     pub fn capacity_left(&self) -> usize {
-        self.map.len().saturating_sub(self.committed_len())
+        self.map()
+            .map_or(self.capacity, Map::len)
+            .saturating_sub(self.committed_len())
     }
 
     /// Appends one validated batch, stamping its base offset and epoch.
@@ -300,6 +371,7 @@ impl Segment {
         base_offset: i64,
         leader_epoch: i32,
     ) -> std::io::Result<()> {
+        let file = &self.backing()?.file;
         let pos = self.committed_len();
         let mut prefix = [0u8; 16];
         let (head, rest) = bytes
@@ -307,8 +379,8 @@ impl Segment {
             .ok_or_else(|| std::io::Error::other("batch shorter than its header"))?;
         prefix.copy_from_slice(head);
         batch::stamp_header(&mut prefix, base_offset, leader_epoch);
-        self.file.write_all_at(&prefix, pos as u64)?;
-        self.file.write_all_at(rest, (pos + 16) as u64)?;
+        file.write_all_at(&prefix, pos as u64)?;
+        file.write_all_at(rest, (pos + 16) as u64)?;
         let rel = u32::try_from(base_offset - self.base_offset).unwrap_or(u32::MAX);
         let since = self.bytes_since_index.load(Ordering::Relaxed);
         {
@@ -350,7 +422,11 @@ impl Segment {
         if self.durable.load(Ordering::Acquire) {
             return Ok(());
         }
-        self.file.sync_data()?;
+        let Some(b) = self.backing.get() else {
+            // Lazy and never appended to: nothing to sync.
+            return Ok(());
+        };
+        b.file.sync_data()?;
         if sealed {
             self.durable.store(true, Ordering::Release);
         }
@@ -366,7 +442,7 @@ impl Segment {
 
     /// The header of the batch at `pos`, if a whole header lies below `end`.
     pub fn header_at(&self, pos: usize, end: usize) -> Option<BatchHeader> {
-        let b = self.map.get(pos, end)?;
+        let b = self.map()?.get(pos, end)?;
         let h = BatchHeader::parse(b).ok()?;
         let len = h.total_len().ok()?;
         (pos.checked_add(len)? <= end).then_some(h)
@@ -450,12 +526,12 @@ impl Segment {
                 break;
             }
         }
-        self.map.bytes(start, pos)
+        self.bytes(start, pos)
     }
 
     /// The whole committed log, zero-copy from the map (for upload).
     pub fn read_all(&self) -> Option<Bytes> {
-        self.map.bytes(0, self.committed_len())
+        self.bytes(0, self.committed_len())
     }
 
     /// Largest batch max_timestamp in the segment (-1 if none).

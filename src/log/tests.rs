@@ -134,6 +134,65 @@ fn delete_records_moves_log_start_and_survives_restart() {
 }
 
 #[test]
+fn idle_partitions_own_no_files_until_their_first_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    let pdir = |i: i32| dir.path().join(format!("lazy-{i}"));
+    // A directory left by an earlier topic of the same name must not come
+    // back as the new topic's data.
+    std::fs::create_dir(pdir(2)).unwrap();
+    std::fs::write(pdir(2).join("00000000000000000000.log"), b"old bytes").unwrap();
+    {
+        let log = LogManager::open(s.clone(), 0).unwrap();
+        let t = rt()
+            .block_on(log.create_topic("lazy", 4, BTreeMap::new(), false, 0))
+            .unwrap();
+        for i in 0..4 {
+            assert!(
+                !pdir(i).exists(),
+                "partition {i} has a directory before any append"
+            );
+        }
+        let p0 = t.partition(0).unwrap();
+        assert_eq!(p0.high_watermark(), 0);
+        assert!(p0.read(0, 1 << 20).unwrap().records.is_empty());
+        fill(&p0, &small_cfg(&s), 30, 1000);
+        assert!(pdir(0).join("00000000000000000000.log").exists());
+        // DeleteRecords on an idle partition makes its directory for the
+        // log-start file, and nothing else.
+        let p1 = t.partition(1).unwrap();
+        assert_eq!(p1.delete_records(0).unwrap(), 0);
+        // Unclean stop: idle partitions are synced (a no-op) and reopened lazily.
+        log.checkpoint().unwrap();
+        fill(&p0, &small_cfg(&s), 5, 2000);
+    }
+    for clean in [false, true] {
+        let log = LogManager::open(s.clone(), 0).unwrap();
+        assert_eq!(log.recovery.clean, clean);
+        let t = log.topic("lazy").unwrap();
+        assert_eq!(
+            read_offsets(&t.partition(0).unwrap()),
+            (0..35).collect::<Vec<_>>()
+        );
+        for i in 1..4 {
+            let p = t.partition(i).unwrap();
+            assert_eq!((p.log_start_offset(), p.high_watermark()), (0, 0));
+        }
+        assert!(!pdir(2).exists() && !pdir(3).exists());
+        log.shutdown().unwrap();
+    }
+    // The first append to a reopened idle partition lands at offset 0.
+    let log = LogManager::open(s.clone(), 0).unwrap();
+    let p3 = log.topic("lazy").unwrap().partition(3).unwrap();
+    fill(&p3, &small_cfg(&s), 3, 3000);
+    assert_eq!(read_offsets(&p3), vec![0, 1, 2]);
+    drop(log);
+    let log = LogManager::open(s, 0).unwrap();
+    let p3 = log.topic("lazy").unwrap().partition(3).unwrap();
+    assert_eq!(read_offsets(&p3), vec![0, 1, 2]);
+}
+
+#[test]
 fn unclean_reopen_scans_only_past_checkpoint_and_truncates_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let s = settings(dir.path());
